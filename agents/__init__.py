@@ -1,0 +1,1 @@
+"""Trainable RL agents (stable-baselines3), their feature extractors, and PolicyScheduler."""

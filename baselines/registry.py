@@ -1,0 +1,66 @@
+"""The registry of baseline schedulers: ``make("tiresias", **params)``.
+
+Each baseline module registers its class with :func:`register`; parameters are the class's
+keyword arguments, so ``make`` checks them and says which are accepted.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from typing import Any
+
+from dlsched_gym.errors import ConfigError
+
+_REGISTRY: dict[str, Callable[..., Any]] = {}
+_ALIASES: dict[str, str] = {}
+
+
+def register(name: str, *, aliases: tuple[str, ...] = ()) -> Callable[[type], type]:
+    """Class decorator: register a scheduler class under ``name`` (and ``aliases``)."""
+
+    def deco(cls: type) -> type:
+        if name in _REGISTRY or name in _ALIASES:
+            raise ValueError(f"scheduler name {name!r} registered twice")
+        _REGISTRY[name] = cls
+        for a in aliases:
+            _ALIASES[a] = name
+        return cls
+
+    return deco
+
+
+def available() -> list[str]:
+    """Registered scheduler names, sorted."""
+    return sorted(_REGISTRY)
+
+
+def get(name: str) -> Callable[..., Any]:
+    """The class registered under ``name`` (or an alias)."""
+    key = _ALIASES.get(name, name)
+    if key not in _REGISTRY:
+        raise ConfigError(f"unknown scheduler {name!r}; expected one of {', '.join(available())}")
+    return _REGISTRY[key]
+
+
+def accepted_params(name: str) -> dict[str, Any]:
+    """Keyword parameters of a scheduler with their defaults."""
+    sig = inspect.signature(get(name))
+    return {p.name: p.default for p in sig.parameters.values()
+            if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)}
+
+
+def make(name: str, **params: Any) -> Any:
+    """Instantiate the scheduler ``name`` with ``params``; unknown parameters are an error."""
+    cls = get(name)
+    accepted = accepted_params(name)
+    unknown = sorted(set(params) - set(accepted))
+    if unknown:
+        raise ConfigError(
+            f"scheduler {name!r}: unknown parameter(s) {unknown}; accepted: "
+            + (", ".join(f"{k}={v!r}" for k, v in accepted.items()) or "none")
+        )
+    try:
+        return cls(**params)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"scheduler {name!r}: bad parameters {params}: {exc}") from None

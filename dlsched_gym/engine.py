@@ -1,0 +1,649 @@
+"""The event-driven cluster simulator.
+
+Time jumps from event to event (arrival, completion, a scheduler's round or wake-up); nothing
+ticks. Each running job progresses at a rate given by the perf model; its completion event is
+pushed on a heap and invalidated by a version number when its rate changes, so no event ever scans
+all jobs. State is struct-of-arrays (numpy) indexed by the job's row in the workload, plus small
+incremental indexes (free GPUs per node, jobs per GPU, the queue as an insertion-ordered dict).
+
+Two ways to drive it:
+
+- :meth:`Engine.run` with a :class:`~dlsched_gym.scheduler.Scheduler`: the whole simulation;
+- :meth:`Engine.reset`, then :meth:`Engine.next_decision` / :meth:`Engine.apply` in a loop: one
+  decision point at a time (how the Gymnasium environment drives it).
+
+Invariants (tested): no GPU holds more jobs than the share limit; no job starts before it is
+submitted; a job's completed work never exceeds its total work; every job ends exactly once
+(finished, rejected, or unfinished at a truncation or stall, which the result records).
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+
+from dlsched_gym.cluster import ClusterSpec, make_cluster
+from dlsched_gym.errors import SchedulerError, WorkloadError
+from dlsched_gym.perf import PerfModel, make_perf
+from dlsched_gym.placement import Placement, make_placement
+from dlsched_gym.predictors import Predictor, make_predictor
+from dlsched_gym.scheduler import ClusterView, Preempt, Reject, Resize, Share, Start, Wake
+
+if TYPE_CHECKING:
+    from dlsched_gym.scheduler import Scheduler
+    from dlsched_gym.workload import Workload
+
+#: Job states.
+FUTURE, QUEUED, RUNNING, FINISHED, REJECTED = 0, 1, 2, 3, 4
+STATE_NAMES = ("future", "queued", "running", "finished", "rejected")
+
+_COMPLETION, _WAKE, _ROUND = 0, 1, 2
+
+
+class JobTable:
+    """Static per-job attributes as numpy arrays (what schedulers may read; no durations).
+
+    String columns (``user``, ``vc``, ``model``, ``gpu_type``, ``region``, ``dataset``) are integer
+    codes; ``names[column][code]`` gives the string back.
+    """
+
+    CATEGORICAL = ("user", "vc", "model", "gpu_type", "region", "dataset", "status")
+    NUMERIC = ("submit_time", "num_gpus", "min_gpus", "max_gpus", "deadline", "priority",
+               "batch_size", "iterations")
+
+    def __init__(self, table: pd.DataFrame) -> None:
+        self.n = len(table)
+        self.job_id = table["job_id"].to_numpy(dtype=object)
+        self.names: dict[str, list[str]] = {}
+        for col in self.NUMERIC:
+            arr = table[col].to_numpy()
+            arr.setflags(write=False)
+            setattr(self, col, arr)
+        for col in self.CATEGORICAL:
+            codes, uniques = pd.factorize(table[col], sort=True)
+            codes = codes.astype(np.int64)
+            codes.setflags(write=False)
+            setattr(self, col, codes)
+            self.names[col] = [str(u) for u in uniques]
+
+    def __len__(self) -> int:
+        return self.n
+
+
+def _overhead_fn(value: float | Callable[[int], float], what: str) -> Callable[[int], float]:
+    if callable(value):
+        return value
+    v = float(value)
+    if not (v >= 0 and math.isfinite(v)):
+        raise WorkloadError(f"{what} must be a finite number of seconds >= 0, got {value!r}")
+    return lambda gpus: v
+
+
+def lucid_overhead(gpus: int) -> float:
+    """Checkpoint/restart cost used by the Lucid artifact (Hu et al., ASPLOS'23): 40 s for jobs of
+    at most 8 GPUs, 60 s above."""
+    return 40.0 if gpus <= 8 else 60.0
+
+
+class Engine:
+    """The simulator.
+
+    Args:
+        workload: the jobs (a :class:`~dlsched_gym.workload.Workload`).
+        cluster: a :class:`~dlsched_gym.cluster.ClusterSpec` or a spec string.
+        placement: strategy for ``Start(job)`` ops without GPUs (name or object).
+        perf: the rate model (name or object); ``"duration"`` reproduces trace durations.
+        predictor: what ``view.predict_duration`` answers (name or object).
+        restart_overhead: seconds without progress after a preempted job restarts; a number or a
+            function of the job's GPU count (e.g. :func:`lucid_overhead`). Default 0.
+        resize_overhead: seconds without progress after a resize. Default 0.
+        seed: seeds the scheduler's RNG, the predictor and random placement.
+        max_time: stop at this simulated time; unfinished jobs are recorded.
+        timeline_interval: sample queue length and utilization every this many simulated seconds
+            (at the first decision point after each boundary); None turns sampling off.
+    """
+
+    def __init__(
+        self,
+        workload: Workload,
+        cluster: ClusterSpec | str,
+        *,
+        placement: str | Placement = "consolidated",
+        perf: str | PerfModel = "duration",
+        predictor: str | Predictor = "oracle",
+        restart_overhead: float | Callable[[int], float] = 0.0,
+        resize_overhead: float | Callable[[int], float] = 0.0,
+        seed: int = 0,
+        max_time: float = math.inf,
+        timeline_interval: float | None = 600.0,
+    ) -> None:
+        self.workload = workload
+        self.spec = make_cluster(cluster)
+        self.seed = int(seed)
+        self.placement = make_placement(placement, self.seed)
+        self.perf = make_perf(perf)
+        self.predictor = make_predictor(predictor)
+        self.restart_overhead = _overhead_fn(restart_overhead, "restart_overhead")
+        self.resize_overhead = _overhead_fn(resize_overhead, "resize_overhead")
+        self.max_time = float(max_time)
+        self.timeline_interval = timeline_interval
+        table = workload.table
+        too_big = table["min_gpus"].to_numpy() > self.spec.num_gpus
+        if too_big.any():
+            row = int(np.flatnonzero(too_big)[0])
+            raise WorkloadError(
+                f"workload {workload.name!r}: row {row} (job_id {table['job_id'].iloc[row]!r}) "
+                f"needs {int(table['min_gpus'].iloc[row])} GPUs but cluster {self.spec.name!r} has "
+                f"{self.spec.num_gpus}; drop such jobs explicitly (--drop-invalid) or use a larger "
+                "cluster"
+            )
+        self.jobs = JobTable(table)
+        self.work = table["duration"].to_numpy(dtype=np.float64).copy()
+        self.work.setflags(write=False)
+        self.view = ClusterView(self)
+        self.reset()
+
+    # ------------------------------------------------------------------ state
+    def reset(self, scheduler: Scheduler | None = None) -> None:
+        """Clear all state; bind ``scheduler`` (its ``reset`` is called and its rounds armed)."""
+        n = self.jobs.n
+        rng = np.random.default_rng(self.seed)
+        sched_rng, pred_rng, perf_rng = rng.spawn(3)
+        self.now = 0.0
+        # Per-job state: Python lists (scalar access in the event loop is several times faster
+        # than on numpy arrays); SimResult converts them to arrays.
+        self.state = [FUTURE] * n
+        self.done_work = [0.0] * n
+        self.t_last = [0.0] * n
+        self.progress_from = [0.0] * n
+        self.rate = [0.0] * n
+        self.version = [0] * n
+        self.first_start = [math.nan] * n
+        self.end_time = [math.nan] * n
+        self.queued_since = [math.nan] * n
+        self.run_since = [0.0] * n
+        self.exec_acc = [0.0] * n
+        self.attained_acc = [0.0] * n
+        self.preemptions = [0] * n
+        self.restart_pending = [False] * n
+        self._submit = self.jobs.submit_time.tolist()
+        self._work = self.work.tolist()
+        self._min_gpus = self.jobs.min_gpus.tolist()
+        self._max_gpus = self.jobs.max_gpus.tolist()
+        self._gpu_node = self.spec.gpu_node.tolist()
+        self.gpu_load = np.zeros(self.spec.num_gpus, dtype=np.int64)
+        self.node_free = self.spec.node_gpus.copy()
+        self.free_gpus = self.spec.num_gpus
+        self.share_limit = self.spec.gpu_share_limit
+        self.gpu_jobs: list[set[int]] | None = (
+            [set() for _ in range(self.spec.num_gpus)] if self.share_limit > 1 else None
+        )
+        self.queue: dict[int, None] = {}
+        self.alloc: dict[int, np.ndarray] = {}
+        self.heap: list[tuple[float, int, int, int, int]] = []
+        self._seq = 0
+        self._next_arrival = 0
+        self.busy_gpu_seconds = 0.0
+        self.jobs_in_system_seconds = 0.0
+        self.finished_count = 0
+        self.rejected_count = 0
+        self.stalled = False
+        self.truncated = False
+        self.decisions = 0
+        self._timeline: list[tuple[float, int, int, int]] = []
+        self._next_sample = 0.0
+        self.view.new_jobs = []
+        self.view.finished = []
+        self.perf.reset(self.spec, self.jobs, perf_rng)
+        self.predictor.reset(self.jobs, np.asarray(self.work), pred_rng)
+        self.scheduler = scheduler
+        self.round_seconds = None
+        self._round_armed = False
+        if scheduler is not None:
+            rs = getattr(scheduler, "round_seconds", None)
+            if rs is not None and not (rs > 0 and math.isfinite(rs)):
+                raise SchedulerError(f"scheduler {scheduler.name!r}: round_seconds must be > 0")
+            self.round_seconds = rs
+            scheduler.reset(self.spec, self.jobs, sched_rng)
+
+    @property
+    def num_jobs(self) -> int:
+        """Jobs in the workload."""
+        return self.jobs.n
+
+    @property
+    def jobs_in_system(self) -> int:
+        """Queued plus running jobs."""
+        return len(self.queue) + len(self.alloc)
+
+    @property
+    def busy_gpus(self) -> int:
+        """GPUs running at least one job."""
+        return self.spec.num_gpus - self.free_gpus
+
+    @property
+    def arrivals_left(self) -> int:
+        """Jobs not yet submitted."""
+        return self.jobs.n - self._next_arrival
+
+    @property
+    def done(self) -> bool:
+        """True when no job can change state any more."""
+        return self._finished_flag()
+
+    def _finished_flag(self) -> bool:
+        return (self.truncated or self.stalled or
+                (not self.heap and not self.alloc and not self.queue and self._next_arrival >= self.jobs.n))
+
+    def attained_service(self, job: int) -> float:
+        """GPU-seconds the job has held GPUs so far."""
+        acc = self.attained_acc[job]
+        if self.state[job] == RUNNING:
+            acc += (self.now - self.run_since[job]) * len(self.alloc[job])
+        return float(acc)
+
+    def executed_time(self, job: int) -> float:
+        """Seconds the job has been running so far."""
+        acc = self.exec_acc[job]
+        if self.state[job] == RUNNING:
+            acc += self.now - self.run_since[job]
+        return float(acc)
+
+    def work_done(self, job: int) -> float:
+        """Work units completed by ``job`` as of now."""
+        done = self.done_work[job]
+        if self.state[job] == RUNNING:
+            start = max(self.t_last[job], self.progress_from[job])
+            if self.now > start:
+                done += (self.now - start) * self.rate[job]
+        return float(min(done, self._work[job]))
+
+    def progress(self, job: int) -> float:
+        """Fraction of the job's work completed, in [0, 1]."""
+        return self.work_done(job) / self._work[job]
+
+    # ------------------------------------------------------------------ events
+    def _push(self, time: float, kind: int, job: int, version: int) -> None:
+        self._seq += 1
+        heapq.heappush(self.heap, (time, kind, self._seq, job, version))
+
+    def _advance_clock(self, t: float) -> None:
+        dt = t - self.now
+        if dt > 0:
+            self.busy_gpu_seconds += (self.spec.num_gpus - self.free_gpus) * dt
+            self.jobs_in_system_seconds += (len(self.queue) + len(self.alloc)) * dt
+            self.now = t
+
+    def _arm_round(self) -> None:
+        rs = self.round_seconds
+        if rs is None or self._round_armed:
+            return
+        nxt = (math.floor(self.now / rs) + 1) * rs
+        self._push(nxt, _ROUND, -1, 0)
+        self._round_armed = True
+
+    def next_decision(self) -> bool:
+        """Process the next batch of simultaneous events.
+
+        Returns True at a decision point (the scheduler should be asked), False when the
+        simulation is over (all jobs ended, ``max_time`` reached, or a stall: jobs queued,
+        nothing running, nothing left to happen).
+        """
+        view = self.view
+        view.new_jobs = []
+        view.finished = []
+        if self.round_seconds is not None and self.alloc:
+            self._arm_round()
+        submit = self._submit
+        n = self.jobs.n
+        heap = self.heap
+        state = self.state
+        while True:
+            t_arr = submit[self._next_arrival] if self._next_arrival < n else math.inf
+            t_evt = heap[0][0] if heap else math.inf
+            t = t_arr if t_arr < t_evt else t_evt
+            if t == math.inf:
+                if self.queue:
+                    self.stalled = True
+                return False
+            if t > self.max_time:
+                self._advance_clock(self.max_time)
+                self.truncated = True
+                return False
+            self._advance_clock(t)
+            changed = False
+            while self._next_arrival < n and submit[self._next_arrival] <= t:
+                j = self._next_arrival
+                self._next_arrival += 1
+                state[j] = QUEUED
+                self.queue[j] = None
+                self.queued_since[j] = t
+                view.new_jobs.append(j)
+                changed = True
+            while heap and heap[0][0] <= t:
+                _, kind, _, j, ver = heapq.heappop(heap)
+                if kind == _COMPLETION:
+                    if ver == self.version[j] and state[j] == RUNNING:
+                        self._finish(j)
+                        changed = True
+                else:
+                    if kind == _ROUND:
+                        self._round_armed = False
+                    changed = True
+            if changed:
+                self.decisions += 1
+                if self.timeline_interval is not None and self.now >= self._next_sample:
+                    self._timeline.append((self.now, len(self.queue), len(self.alloc), self.busy_gpus))
+                    self._next_sample = (math.floor(self.now / self.timeline_interval) + 1) \
+                        * self.timeline_interval
+                return True
+
+    def _finish(self, j: int) -> None:
+        self._settle(j)
+        self.done_work[j] = self._work[j]
+        self._release(j)
+        self.state[j] = FINISHED
+        self.end_time[j] = self.now
+        self.finished_count += 1
+        self.view.finished.append(j)
+        self.predictor.observe(j, self._work[j])
+
+    # ------------------------------------------------------------------ accounting
+    def _settle(self, j: int) -> None:
+        """Bring the job's completed work up to now."""
+        start = self.t_last[j] if self.t_last[j] > self.progress_from[j] else self.progress_from[j]
+        if self.now > start:
+            done = self.done_work[j] + (self.now - start) * self.rate[j]
+            self.done_work[j] = done if done < self._work[j] else self._work[j]
+        self.t_last[j] = self.now
+
+    def _reschedule(self, j: int) -> None:
+        """Recompute the job's rate and its completion event (old one invalidated by version)."""
+        self._settle(j)
+        gpus = self.alloc[j]
+        sharers = int(self.gpu_load[gpus].max()) if self.gpu_jobs is not None else 1
+        r = float(self.perf.rate(j, gpus, sharers))
+        if not (r >= 0 and r < math.inf):
+            raise SchedulerError(f"perf model {self.perf.name!r} gave rate {r!r} for job {j}")
+        self.rate[j] = r
+        ver = self.version[j] + 1
+        self.version[j] = ver
+        if r > 0:
+            pf = self.progress_from[j]
+            begin = pf if pf > self.now else self.now
+            self._seq += 1
+            heapq.heappush(self.heap, (begin + (self._work[j] - self.done_work[j]) / r, _COMPLETION,
+                                       self._seq, j, ver))
+
+    def _occupy(self, j: int, gpus: np.ndarray) -> None:
+        load = self.gpu_load
+        node_free = self.node_free
+        gpu_node = self._gpu_node
+        newly = 0
+        for g in gpus.tolist():
+            if load[g] == 0:
+                node_free[gpu_node[g]] -= 1
+                newly += 1
+            load[g] += 1
+        self.free_gpus -= newly
+        self.alloc[j] = gpus
+        if self.gpu_jobs is not None:
+            for g in gpus.tolist():
+                self.gpu_jobs[g].add(j)
+
+    def _release(self, j: int) -> None:
+        gpus = self.alloc.pop(j)
+        load = self.gpu_load
+        node_free = self.node_free
+        gpu_node = self._gpu_node
+        freed = 0
+        for g in gpus.tolist():
+            load[g] -= 1
+            if load[g] == 0:
+                node_free[gpu_node[g]] += 1
+                freed += 1
+        self.free_gpus += freed
+        ran = self.now - self.run_since[j]
+        self.exec_acc[j] += ran
+        self.attained_acc[j] += ran * len(gpus)
+        if self.gpu_jobs is not None:
+            affected: set[int] = set()
+            for g in gpus.tolist():
+                self.gpu_jobs[g].discard(j)
+                affected |= self.gpu_jobs[g]
+            for k in sorted(affected):
+                self._reschedule(k)
+
+    def _neighbours_changed(self, j: int, gpus: np.ndarray) -> None:
+        if self.gpu_jobs is None:
+            return
+        affected: set[int] = set()
+        for g in gpus.tolist():
+            affected |= self.gpu_jobs[g]
+        affected.discard(j)
+        for k in sorted(affected):
+            self._reschedule(k)
+
+    # ------------------------------------------------------------------ ops
+    def _check_gpus(self, j: int, gpus, op: str, lo: int, hi: int) -> np.ndarray:
+        if isinstance(gpus, np.ndarray) and gpus.dtype.kind == "i":
+            arr = gpus.reshape(-1)
+        else:
+            try:
+                arr = np.asarray(gpus, dtype=np.int64).reshape(-1)
+            except (TypeError, ValueError):
+                raise SchedulerError(f"job {j}: {op}: gpus must be integers, got {gpus!r}") from None
+        ids = arr.tolist()
+        if len(ids) < lo or len(ids) > hi:
+            want = f"{lo}" if lo == hi else f"{lo}..{hi}"
+            raise SchedulerError(f"job {j}: {op}: got {len(ids)} GPUs, the job accepts {want}")
+        if ids and (min(ids) < 0 or max(ids) >= self.spec.num_gpus):
+            raise SchedulerError(
+                f"job {j}: {op}: GPU ids must lie in 0..{self.spec.num_gpus - 1}, got {ids}"
+            )
+        if len(set(ids)) != len(ids):
+            raise SchedulerError(f"job {j}: {op}: duplicate GPU ids {ids}")
+        return arr
+
+    def _require(self, j: int, want: int, op: str) -> None:
+        if not (isinstance(j, (int, np.integer)) and 0 <= j < self.jobs.n):
+            raise SchedulerError(f"{op}: job {j!r} is not a job index (0..{self.jobs.n - 1})")
+        s = self.state[j]
+        if s != want:
+            raise SchedulerError(f"job {j}: {op}: job is {STATE_NAMES[s]}, expected {STATE_NAMES[want]}")
+
+    def _start(self, j: int, gpus: np.ndarray) -> None:
+        del self.queue[j]
+        now = self.now
+        self.state[j] = RUNNING
+        if self.first_start[j] != self.first_start[j]:  # NaN: first start
+            self.first_start[j] = now
+        self.run_since[j] = now
+        self.t_last[j] = now
+        pf = now
+        if self.restart_pending[j]:
+            pf += self.restart_overhead(len(gpus))
+            self.restart_pending[j] = False
+        self.progress_from[j] = pf
+        self._occupy(j, gpus)
+        self._reschedule(j)
+        self._neighbours_changed(j, gpus)
+
+    def _in_use(self, gpus: np.ndarray, limit: int) -> list[int]:
+        load = self.gpu_load
+        return [g for g in gpus.tolist() if load[g] >= limit]
+
+    def apply(self, ops: Iterable) -> None:
+        """Validate and apply ops in order; raises :class:`SchedulerError` on the first bad one."""
+        for op in ops:
+            cls = type(op)
+            if cls is Start:
+                j = op.job
+                self._require(j, QUEUED, "Start")
+                if op.gpus is None:
+                    n = int(self.jobs.num_gpus[j])
+                    gpus = self.placement.place(n, self.node_free, self.gpu_load, self.spec, j) \
+                        if n <= self.free_gpus else None
+                    if gpus is None:
+                        raise SchedulerError(
+                            f"job {j}: Start: {n} GPUs do not fit with placement "
+                            f"{self.placement.name!r} ({self.free_gpus} GPUs free)"
+                        )
+                else:
+                    gpus = self._check_gpus(j, op.gpus, "Start", self._min_gpus[j], self._max_gpus[j])
+                    busy = self._in_use(gpus, 1)
+                    if busy:
+                        raise SchedulerError(f"job {j}: Start: GPUs {busy} are in use")
+                self._start(j, gpus)
+            elif cls is Preempt:
+                j = op.job
+                self._require(j, RUNNING, "Preempt")
+                self._settle(j)
+                self._release(j)
+                self.state[j] = QUEUED
+                self.version[j] += 1
+                self.rate[j] = 0.0
+                self.preemptions[j] += 1
+                self.restart_pending[j] = True
+                self.queue[j] = None
+                self.queued_since[j] = self.now
+            elif cls is Share:
+                j = op.job
+                self._require(j, QUEUED, "Share")
+                if self.gpu_jobs is None:
+                    raise SchedulerError(
+                        f"job {j}: Share: cluster {self.spec.name!r} does not allow GPU sharing "
+                        "(gpu_share_limit = 1)"
+                    )
+                gpus = self._check_gpus(j, op.gpus, "Share", self._min_gpus[j], self._max_gpus[j])
+                full = self._in_use(gpus, self.share_limit)
+                if full:
+                    raise SchedulerError(
+                        f"job {j}: Share: GPUs {full} already hold {self.share_limit} jobs "
+                        "(the share limit)"
+                    )
+                self._start(j, gpus)
+            elif cls is Resize:
+                j = op.job
+                self._require(j, RUNNING, "Resize")
+                gpus = self._check_gpus(j, op.gpus, "Resize", self._min_gpus[j], self._max_gpus[j])
+                old = set(self.alloc[j].tolist())
+                new = np.array([g for g in gpus.tolist() if g not in old], dtype=np.int64)
+                limit = self.share_limit if self.gpu_jobs is not None else 1
+                busy = self._in_use(new, limit)
+                if busy:
+                    raise SchedulerError(f"job {j}: Resize: GPUs {busy} are in use")
+                self._settle(j)
+                self._release(j)
+                self.run_since[j] = self.now
+                self.progress_from[j] = self.now + self.resize_overhead(len(gpus))
+                self._occupy(j, gpus)
+                self._reschedule(j)
+                self._neighbours_changed(j, gpus)
+            elif cls is Reject:
+                j = op.job
+                self._require(j, QUEUED, "Reject")
+                del self.queue[j]
+                self.state[j] = REJECTED
+                self.end_time[j] = self.now
+                self.rejected_count += 1
+            elif cls is Wake:
+                t = float(op.time)
+                if not (t >= self.now and math.isfinite(t)):
+                    raise SchedulerError(f"Wake: time {op.time!r} is not a finite time >= now ({self.now})")
+                self._push(t, _WAKE, -1, 0)
+            else:
+                raise SchedulerError(f"unknown op {op!r}; expected one of Start, Preempt, Resize, "
+                                     "Share, Reject, Wake")
+
+    # ------------------------------------------------------------------ driving
+    def run(self, scheduler: Scheduler, *, progress: bool = False) -> SimResult:
+        """Simulate the whole workload under ``scheduler`` and return the result.
+
+        ``progress=True`` shows a progress bar over finished jobs.
+        """
+        self.reset(scheduler)
+        view = self.view
+        schedule = scheduler.schedule
+        bar = None
+        if progress:
+            from tqdm import tqdm
+
+            bar = tqdm(total=self.jobs.n, unit="job", desc=f"{scheduler.name}", leave=False)
+        shown = 0
+        while self.next_decision():
+            ops = schedule(view)
+            if ops:
+                self.apply(ops)
+            if bar is not None:
+                ended = self.finished_count + self.rejected_count
+                if ended - shown >= 1000:
+                    bar.update(ended - shown)
+                    shown = ended
+        if bar is not None:
+            bar.update(self.finished_count + self.rejected_count - shown)
+            bar.close()
+        return self.result(scheduler.name)
+
+    def result(self, scheduler_name: str = "") -> SimResult:
+        """Snapshot of the per-job outcome and the time integrals so far."""
+        return SimResult(self, scheduler_name)
+
+
+class SimResult:
+    """The outcome of a simulation: per-job times and the engine's time integrals.
+
+    Use :func:`dlsched_gym.metrics.summarize` for the summary metrics and :meth:`jobs_frame` for
+    the per-job table.
+    """
+
+    def __init__(self, engine: Engine, scheduler_name: str) -> None:
+        self.scheduler = scheduler_name
+        self.workload_name = engine.workload.name
+        self.cluster = engine.spec.name
+        self.num_gpus = engine.spec.num_gpus
+        self.job_id = engine.jobs.job_id
+        self.submit_time = np.asarray(engine.jobs.submit_time, dtype=float)
+        self.num_gpus_req = np.asarray(engine.jobs.num_gpus)
+        self.duration = np.asarray(engine.work)
+        self.deadline = np.asarray(engine.jobs.deadline, dtype=float)
+        self.start_time = np.array(engine.first_start, dtype=float)
+        self.end_time = np.array(engine.end_time, dtype=float)
+        self.state = np.array(engine.state, dtype=np.int8)
+        self.preemptions = np.array(engine.preemptions, dtype=np.int64)
+        self.busy_gpu_seconds = engine.busy_gpu_seconds
+        self.jobs_in_system_seconds = engine.jobs_in_system_seconds
+        self.now = engine.now
+        self.stalled = engine.stalled
+        self.truncated = engine.truncated
+        self.decisions = engine.decisions
+        self.timeline = pd.DataFrame(engine._timeline, columns=["time", "queued", "running", "busy_gpus"])
+
+    def jobs_frame(self) -> pd.DataFrame:
+        """One row per job: ids, times, JCT, queueing delay, GPUs, preemptions, final state."""
+        jct = self.end_time - self.submit_time
+        finished = self.state == FINISHED
+        return pd.DataFrame({
+            "job_id": self.job_id,
+            "submit_time": self.submit_time,
+            "start_time": self.start_time,
+            "end_time": np.where(finished, self.end_time, np.nan),
+            "jct": np.where(finished, jct, np.nan),
+            "queueing_delay": self.start_time - self.submit_time,
+            "duration": self.duration,
+            "num_gpus": self.num_gpus_req,
+            "preemptions": self.preemptions,
+            "deadline": self.deadline,
+            "state": np.asarray(STATE_NAMES, dtype=object)[self.state],
+        })
+
+
+def simulate(workload: Workload, cluster: ClusterSpec | str, scheduler: Scheduler,
+             **engine_options) -> SimResult:
+    """One-call simulation: ``Engine(workload, cluster, **engine_options).run(scheduler)``."""
+    return Engine(workload, cluster, **engine_options).run(scheduler)

@@ -1,0 +1,91 @@
+"""Metrics of a simulation: per job and summarized, plus the reward terms the environment pays.
+
+Definitions (all times in seconds):
+
+- JCT = end - submit, for finished jobs;
+- queueing delay = first start - submit;
+- bounded slowdown = max(JCT / max(duration, tau), 1) with tau = 10 s (Feitelson's bounded
+  slowdown; the threshold keeps very short jobs from dominating);
+- makespan = last end - first submit;
+- GPU utilization = busy GPU-seconds / (total GPUs x makespan), where a GPU is busy while at least
+  one job holds it;
+- deadline metrics (when jobs have deadlines): fraction of jobs with a deadline that finished by it
+  (rejected and unfinished jobs miss), and mean lateness of the late finished ones.
+
+``steady_window=(lo, hi)`` restricts the JCT statistics to jobs with row index in ``[lo, hi)``
+(Gavel's practice of measuring a steady-state window, excluding warm-up and drain).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from dlsched_gym.engine import FINISHED, REJECTED, SimResult
+
+#: Bounded-slowdown threshold (s).
+SLOWDOWN_TAU = 10.0
+
+
+def _pct(x: np.ndarray, q: float) -> float:
+    return float(np.percentile(x, q)) if len(x) else math.nan
+
+
+def summarize(result: SimResult, steady_window: tuple[int, int] | None = None) -> dict[str, Any]:
+    """Summary metrics of a :class:`~dlsched_gym.engine.SimResult` as a flat dict."""
+    finished = result.state == FINISHED
+    sel = np.ones(len(finished), dtype=bool)
+    if steady_window is not None:
+        lo, hi = steady_window
+        sel[:] = False
+        sel[lo:hi] = True
+    fin = finished & sel
+    jct = (result.end_time - result.submit_time)[fin]
+    qd = (result.start_time - result.submit_time)[fin]
+    slow = np.maximum(jct / np.maximum(result.duration[fin], SLOWDOWN_TAU), 1.0)
+    ends = result.end_time[finished | (result.state == REJECTED)]
+    first = float(result.submit_time.min()) if len(result.submit_time) else 0.0
+    last = float(np.nanmax(ends)) if len(ends) else first
+    if not (finished.all() or result.state.size == 0):
+        last = max(last, result.now)
+    makespan = last - first
+    out: dict[str, Any] = {
+        "jobs": int(len(finished)),
+        "jobs_finished": int(finished.sum()),
+        "jobs_rejected": int((result.state == REJECTED).sum()),
+        "jobs_unfinished": int((~finished & (result.state != REJECTED)).sum()),
+        "avg_jct": float(jct.mean()) if len(jct) else math.nan,
+        "p50_jct": _pct(jct, 50),
+        "p95_jct": _pct(jct, 95),
+        "p99_jct": _pct(jct, 99),
+        "avg_queueing_delay": float(qd.mean()) if len(qd) else math.nan,
+        "p99_queueing_delay": _pct(qd, 99),
+        "avg_bounded_slowdown": float(slow.mean()) if len(slow) else math.nan,
+        "makespan": makespan,
+        "gpu_utilization": (float(result.busy_gpu_seconds / (result.num_gpus * makespan))
+                            if makespan > 0 else 0.0),
+        "preemptions": int(result.preemptions.sum()),
+        "stalled": bool(result.stalled),
+        "truncated": bool(result.truncated),
+    }
+    has_deadline = np.isfinite(result.deadline) & sel
+    if has_deadline.any():
+        met = has_deadline & finished & (result.end_time <= result.deadline + 1e-9)
+        late = has_deadline & finished & (result.end_time > result.deadline + 1e-9)
+        out["deadline_jobs"] = int(has_deadline.sum())
+        out["deadlines_met"] = float(met.sum() / has_deadline.sum())
+        out["avg_lateness"] = float((result.end_time - result.deadline)[late].mean()) if late.any() else 0.0
+    return out
+
+
+def reward_terms(jobs_in_system_seconds: float, busy_gpu_seconds: float, num_gpus: int,
+                 scale: float, util_weight: float) -> tuple[float, float]:
+    """The environment's two reward terms for an interval, from the engine's integrals over it.
+
+    Returns ``(jct_term, util_term)``: ``-(jobs in system) x dt / scale`` integrated, and
+    ``util_weight x (busy GPUs / total GPUs) x dt / scale`` integrated.
+    """
+    return (-jobs_in_system_seconds / scale,
+            util_weight * busy_gpu_seconds / num_gpus / scale)

@@ -1,0 +1,280 @@
+"""The scheduler API: the protocol every baseline and agent implements, the ops it returns, and
+the read-only :class:`ClusterView` it decides from.
+
+A scheduler is called at every decision point (after each batch of simultaneous events, and at
+its periodic ``round_seconds`` wake-ups) and returns a sequence of ops, which the engine validates
+and applies in order. To plan several ops at once (e.g. preempt two jobs, then start a third on
+their GPUs), use :meth:`ClusterView.plan`, a scratch copy of the free-GPU state.
+
+Example::
+
+    class Fifo:
+        name = "my-fifo"
+        round_seconds = None
+
+        def reset(self, spec, jobs, rng):
+            pass
+
+        def schedule(self, view):
+            plan, ops = view.plan(), []
+            for j in view.queue:
+                gpus = plan.place(j)
+                if gpus is None:
+                    break
+                ops.append(Start(j, gpus))
+            return ops
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from dlsched_gym.cluster import ClusterSpec
+    from dlsched_gym.engine import Engine, JobTable
+    from dlsched_gym.placement import Placement
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Start:
+    """Start queued job ``job`` on ``gpus`` (global GPU ids), or where the engine's placement
+    strategy puts it when ``gpus`` is None. The allocation size must lie in the job's
+    ``[min_gpus, max_gpus]`` (= ``num_gpus`` for rigid jobs)."""
+
+    job: int
+    gpus: Sequence[int] | np.ndarray | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Preempt:
+    """Stop running job ``job`` and put it back in the queue (its progress is kept; restarting
+    costs the engine's ``restart_overhead``)."""
+
+    job: int
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Resize:
+    """Move running job ``job`` to ``gpus`` (elastic jobs; size within ``[min_gpus, max_gpus]``).
+    GPUs it already holds may be kept; it pays the engine's ``resize_overhead``."""
+
+    job: int
+    gpus: Sequence[int] | np.ndarray
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Share:
+    """Start queued job ``job`` on ``gpus`` that other jobs may already use (GPU sharing), up to
+    the cluster's ``gpu_share_limit`` jobs per GPU."""
+
+    job: int
+    gpus: Sequence[int] | np.ndarray
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Reject:
+    """Refuse queued job ``job`` (admission control); it ends as rejected."""
+
+    job: int
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Wake:
+    """Ask for a decision point at absolute time ``time`` (>= now), e.g. a waiting timer."""
+
+    time: float
+
+
+#: Every op type the engine understands.
+Op = Start | Preempt | Resize | Share | Reject | Wake
+
+
+@runtime_checkable
+class Scheduler(Protocol):
+    """What the engine needs from a scheduler.
+
+    Attributes:
+        name: registry name, used in results.
+        round_seconds: period of extra decision points, or None for purely event-driven.
+    """
+
+    name: str
+    round_seconds: float | None
+
+    def reset(self, spec: ClusterSpec, jobs: JobTable, rng: np.random.Generator) -> None:
+        """Called once before a simulation with the cluster, the job table (without true
+        durations: ask ``view.predict_duration``) and a seeded RNG."""
+
+    def schedule(self, view: ClusterView) -> Sequence[Op]:
+        """Return the ops to apply now, in order."""
+
+
+class Plan:
+    """A scratch copy of the free-GPU state, for planning several ops in one decision.
+
+    Reservations change only the plan, never the engine: return the matching ops and the engine
+    re-validates them. Copies are made lazily on the first change.
+    """
+
+    __slots__ = ("_view", "_load", "_node_free", "free_gpus", "_copied")
+
+    def __init__(self, view: ClusterView) -> None:
+        eng = view._engine
+        self._view = view
+        self._load = eng.gpu_load
+        self._node_free = eng.node_free
+        self.free_gpus = eng.free_gpus
+        self._copied = False
+
+    def _own(self) -> None:
+        if not self._copied:
+            self._load = self._load.copy()
+            self._node_free = self._node_free.copy()
+            self._copied = True
+
+    @property
+    def node_free(self) -> np.ndarray:
+        """Free GPUs per node in this plan (read-only use)."""
+        return self._node_free
+
+    @property
+    def gpu_load(self) -> np.ndarray:
+        """Jobs per GPU in this plan (read-only use)."""
+        return self._load
+
+    def place(self, job: int, num_gpus: int | None = None,
+              placement: Placement | None = None) -> np.ndarray | None:
+        """Reserve GPUs for ``job`` (``num_gpus`` defaults to its request) with ``placement``
+        (default: the engine's strategy). Returns the GPU ids, or None if it does not fit."""
+        n = int(self._view.jobs.num_gpus[job]) if num_gpus is None else int(num_gpus)
+        if n > self.free_gpus:
+            return None
+        strategy = placement or self._view._engine.placement
+        gpus = strategy.place(n, self._node_free, self._load, self._view.spec, job)
+        if gpus is not None:
+            self.reserve(gpus)
+        return gpus
+
+    def reserve(self, gpus: np.ndarray) -> None:
+        """Mark ``gpus`` as used (exclusively) in the plan."""
+        self._own()
+        spec = self._view.spec
+        self._load[gpus] += 1
+        np.subtract.at(self._node_free, spec.gpu_node[gpus], 1)
+        self.free_gpus -= len(gpus)
+
+    def release(self, gpus: np.ndarray) -> None:
+        """Mark ``gpus`` as free again (e.g. when planning a preemption)."""
+        self._own()
+        spec = self._view.spec
+        self._load[gpus] -= 1
+        freed = gpus[self._load[gpus] == 0]
+        np.add.at(self._node_free, spec.gpu_node[freed], 1)
+        self.free_gpus += len(freed)
+
+
+class ClusterView:
+    """A read-only window on the engine, valid during one ``schedule`` call.
+
+    Array attributes are live views into the engine state: read them, never write them.
+    """
+
+    __slots__ = ("_engine", "new_jobs", "finished")
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        #: jobs that entered the queue for the first time since the previous call
+        self.new_jobs: list[int] = []
+        #: jobs that finished since the previous call
+        self.finished: list[int] = []
+
+    # -- clock and cluster ---------------------------------------------------------------
+    @property
+    def now(self) -> float:
+        """Simulated time (s)."""
+        return self._engine.now
+
+    @property
+    def spec(self) -> ClusterSpec:
+        """The cluster."""
+        return self._engine.spec
+
+    @property
+    def jobs(self) -> JobTable:
+        """Static per-job attributes (no true durations)."""
+        return self._engine.jobs
+
+    @property
+    def free_gpus(self) -> int:
+        """GPUs running no job."""
+        return self._engine.free_gpus
+
+    @property
+    def node_free(self) -> np.ndarray:
+        """Free GPUs per node."""
+        return self._engine.node_free
+
+    @property
+    def gpu_load(self) -> np.ndarray:
+        """Jobs on each GPU."""
+        return self._engine.gpu_load
+
+    # -- jobs ----------------------------------------------------------------------------
+    @property
+    def queue(self):
+        """Queued job ids in queue order (arrival order; a preempted job rejoins at the end).
+        A live keys view: copy it (``list(view.queue)``) before issuing ops if you need a
+        snapshot."""
+        return self._engine.queue.keys()
+
+    @property
+    def running(self):
+        """Running job ids (a live keys view)."""
+        return self._engine.alloc.keys()
+
+    def allocation(self, job: int) -> np.ndarray:
+        """GPU ids held by a running job."""
+        return self._engine.alloc[job]
+
+    def attained_service(self, job: int) -> float:
+        """GPU-seconds the job has received so far."""
+        return self._engine.attained_service(job)
+
+    def executed_time(self, job: int) -> float:
+        """Seconds the job has spent running (on any number of GPUs) so far."""
+        return self._engine.executed_time(job)
+
+    def progress(self, job: int) -> float:
+        """Fraction of the job's work done, in [0, 1]."""
+        return self._engine.progress(job)
+
+    def rate(self, job: int) -> float:
+        """Current progress rate of a running job (1 = as fast as in the trace)."""
+        return float(self._engine.rate[job])
+
+    def preemptions(self, job: int) -> int:
+        """How often the job has been preempted."""
+        return int(self._engine.preemptions[job])
+
+    def last_queued(self, job: int) -> float:
+        """When the job last entered the queue (arrival or preemption)."""
+        return float(self._engine.queued_since[job])
+
+    # -- predictions ---------------------------------------------------------------------
+    def predict_duration(self, job: int) -> float:
+        """Predicted run time (s) of the job on its requested allocation, from the experiment's
+        predictor (oracle, noisy oracle, or history)."""
+        return self._engine.predictor.duration(job)
+
+    def predict_remaining(self, job: int) -> float:
+        """Predicted remaining run time (s) on the requested allocation."""
+        return max(self.predict_duration(job) * (1.0 - self._engine.progress(job)), 0.0)
+
+    # -- planning ------------------------------------------------------------------------
+    def plan(self) -> Plan:
+        """A scratch copy of the free-GPU state for planning several ops."""
+        return Plan(self)

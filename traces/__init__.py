@@ -1,0 +1,1 @@
+"""The trace catalogue, raw-format readers and bundled data files."""
