@@ -21,10 +21,9 @@ import csv
 import dataclasses
 import functools
 import io
-import math
 import re
 import tomllib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 
@@ -292,12 +291,3 @@ def make_cluster(spec: str | ClusterSpec) -> ClusterSpec:
         f"'NxG' or 'NxG-TYPE' (e.g. '16x8-V100'), or a .toml file"
     )
 
-
-def nodes_needed(num_gpus: int, node_sizes: Sequence[int]) -> int:
-    """The fewest nodes that can hold a gang of ``num_gpus`` (largest nodes first)."""
-    total = 0
-    for i, g in enumerate(sorted(node_sizes, reverse=True)):
-        total += g
-        if total >= num_gpus:
-            return i + 1
-    return math.inf  # type: ignore[return-value]
