@@ -21,6 +21,7 @@ import csv
 import dataclasses
 import functools
 import io
+import math
 import re
 import tomllib
 from collections.abc import Callable
@@ -46,6 +47,8 @@ class Node:
         region: region label, for geo-distributed scheduling.
         bandwidth_gbps: the node's network link bandwidth in Gbit/s.
         gpu_mem_gb: memory per GPU in GB.
+        pool: ``"training"`` (always available) or ``"inference"`` (lent to training only while
+            the cluster's ``inference_schedule`` says so; Lyra).
     """
 
     gpus: int
@@ -54,6 +57,11 @@ class Node:
     region: str = "default"
     bandwidth_gbps: float = 100.0
     gpu_mem_gb: float = 32.0
+    pool: str = "training"
+
+
+#: Node pools.
+POOLS = ("training", "inference")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -72,12 +80,15 @@ class ClusterSpec:
         name: a label (the preset name or file).
         gpu_share_limit: how many jobs may share one GPU (1 = exclusive).
         cloud: an optional unlimited cloud pool.
+        inference_schedule: ``((time, lendable_nodes), ...)``: from each time on, that many
+            ``pool="inference"`` nodes are lent to training (none before the first entry).
     """
 
     nodes: tuple[Node, ...]
     name: str = "cluster"
     gpu_share_limit: int = 1
     cloud: CloudPool | None = None
+    inference_schedule: tuple[tuple[float, int], ...] = ()
 
     def __post_init__(self) -> None:
         if not self.nodes:
@@ -96,6 +107,20 @@ class ClusterSpec:
             raise ClusterSpecError(f"cluster {self.name!r} has no GPUs")
         if self.gpu_share_limit < 1:
             raise ClusterSpecError(f"gpu_share_limit must be >= 1, got {self.gpu_share_limit}")
+        for i, node in enumerate(self.nodes):
+            if node.pool not in POOLS:
+                raise ClusterSpecError(f"cluster {self.name!r}, node {i}: pool must be one of {POOLS}, "
+                                       f"got {node.pool!r}")
+        pool_size = int(self.node_pool_inference.sum())
+        last = -math.inf
+        for k, entry in enumerate(self.inference_schedule):
+            t, lendable = entry
+            if not (t >= last and math.isfinite(t)) or not (0 <= lendable <= pool_size):
+                raise ClusterSpecError(
+                    f"cluster {self.name!r}: inference_schedule[{k}] = {entry!r}: expected times in "
+                    f"increasing order and 0 <= lendable nodes <= {pool_size} (the inference pool)"
+                )
+            last = t
 
     @functools.cached_property
     def node_gpus(self) -> np.ndarray:
@@ -122,6 +147,22 @@ class ClusterSpec:
         """Index into ``gpu_types`` of each node's GPU type."""
         lookup = {t: i for i, t in enumerate(self.gpu_types)}
         return np.array([lookup.get(n.gpu_type, 0) for n in self.nodes], dtype=np.int64)
+
+    @functools.cached_property
+    def regions(self) -> tuple[str, ...]:
+        """The distinct regions, sorted."""
+        return tuple(sorted({n.region for n in self.nodes}))
+
+    @functools.cached_property
+    def node_region_index(self) -> np.ndarray:
+        """Index into ``regions`` of each node's region."""
+        lookup = {r: i for i, r in enumerate(self.regions)}
+        return np.array([lookup[n.region] for n in self.nodes], dtype=np.int64)
+
+    @functools.cached_property
+    def node_pool_inference(self) -> np.ndarray:
+        """True for the nodes of the lendable inference pool."""
+        return np.array([n.pool == "inference" for n in self.nodes], dtype=bool)
 
     @functools.cached_property
     def node_rack_index(self) -> np.ndarray:
@@ -240,6 +281,7 @@ def from_toml(path: str | Path) -> ClusterSpec:
         gpu_mem_gb = 32              # optional
         [cloud]                      # optional
         price_per_gpu_hour = 2.48
+        inference_schedule = [[0, 2], [3600, 0]]   # optional: (time s, lendable inference nodes)
     """
     path = Path(path)
     try:
@@ -268,8 +310,10 @@ def from_toml(path: str | Path) -> ClusterSpec:
                 f["rack"] = str(f["rack"]).replace("{i}", str(i))
             nodes.append(Node(**f))
     cloud = CloudPool(**data["cloud"]) if "cloud" in data else None
+    schedule = tuple((float(t), int(k)) for t, k in data.get("inference_schedule", []))
     return ClusterSpec(nodes=tuple(nodes), name=str(data.get("name", path.stem)),
-                       gpu_share_limit=int(data.get("gpu_share_limit", 1)), cloud=cloud)
+                       gpu_share_limit=int(data.get("gpu_share_limit", 1)), cloud=cloud,
+                       inference_schedule=schedule)
 
 
 def make_cluster(spec: str | ClusterSpec) -> ClusterSpec:

@@ -19,6 +19,7 @@ submitted; a job's completed work never exceeds its total work; every job ends e
 
 from __future__ import annotations
 
+import copy
 import heapq
 import math
 from collections.abc import Callable, Iterable
@@ -32,7 +33,7 @@ from dlsched_gym.errors import SchedulerError, WorkloadError
 from dlsched_gym.perf import PerfModel, make_perf
 from dlsched_gym.placement import Placement, make_placement
 from dlsched_gym.predictors import Predictor, make_predictor
-from dlsched_gym.scheduler import ClusterView, Preempt, Reject, Resize, Share, Start, Wake
+from dlsched_gym.scheduler import ClusterView, Offload, Preempt, Reject, Resize, Route, Share, Start, Wake
 
 if TYPE_CHECKING:
     from dlsched_gym.scheduler import Scheduler
@@ -42,7 +43,7 @@ if TYPE_CHECKING:
 FUTURE, QUEUED, RUNNING, FINISHED, REJECTED = 0, 1, 2, 3, 4
 STATE_NAMES = ("future", "queued", "running", "finished", "rejected")
 
-_COMPLETION, _WAKE, _ROUND = 0, 1, 2
+_COMPLETION, _POOL, _WAKE, _ROUND = 0, 1, 2, 3
 
 
 class JobTable:
@@ -143,6 +144,14 @@ class Engine:
                 "cluster"
             )
         self.jobs = JobTable(table)
+        known = set(self.spec.gpu_types)
+        for name in self.jobs.names["gpu_type"]:
+            if name and name not in known:
+                row = int(np.flatnonzero(table["gpu_type"].to_numpy() == name)[0])
+                raise WorkloadError(
+                    f"workload {workload.name!r}: row {row} requests GPU type {name!r}, but cluster "
+                    f"{self.spec.name!r} has only {sorted(known)}"
+                )
         self.work = table["duration"].to_numpy(dtype=np.float64).copy()
         self.work.setflags(write=False)
         self.view = ClusterView(self)
@@ -171,25 +180,40 @@ class Engine:
         self.attained_acc = [0.0] * n
         self.preemptions = [0] * n
         self.restart_pending = [False] * n
+        self.run_gpus = [0] * n
+        self.job_region = [-1] * n
         self._submit = self.jobs.submit_time.tolist()
         self._work = self.work.tolist()
         self._min_gpus = self.jobs.min_gpus.tolist()
         self._max_gpus = self.jobs.max_gpus.tolist()
         self._gpu_node = self.spec.gpu_node.tolist()
+        self.share_limit = self.spec.gpu_share_limit
         self.gpu_load = np.zeros(self.spec.num_gpus, dtype=np.int64)
         self.node_free = self.spec.node_gpus.copy()
         self.free_gpus = self.spec.num_gpus
-        self.share_limit = self.spec.gpu_share_limit
+        # Nodes of the lendable inference pool start offline: their GPUs are marked full so no
+        # placement sees them, and they count neither as free nor as busy.
+        self.node_online = np.ones(self.spec.num_nodes, dtype=bool)
+        self.offline_gpus = 0
+        for node in np.flatnonzero(self.spec.node_pool_inference):
+            self._set_offline(int(node))
         self.gpu_jobs: list[set[int]] | None = (
             [set() for _ in range(self.spec.num_gpus)] if self.share_limit > 1 else None
         )
         self.queue: dict[int, None] = {}
         self.alloc: dict[int, np.ndarray] = {}
+        self.cloud: dict[int, None] = {}
         self.heap: list[tuple[float, int, int, int, int]] = []
         self._seq = 0
         self._next_arrival = 0
+        self._arrival_limit = n
+        for t, lendable in self.spec.inference_schedule:
+            self._push(float(t), _POOL, int(lendable), 0)
         self.busy_gpu_seconds = 0.0
+        self.available_gpu_seconds = 0.0
         self.jobs_in_system_seconds = 0.0
+        self.cloud_gpu_seconds = 0.0
+        self.forced_preemptions = 0
         self.finished_count = 0
         self.rejected_count = 0
         self.stalled = False
@@ -201,6 +225,13 @@ class Engine:
         self.view.finished = []
         self.perf.reset(self.spec, self.jobs, perf_rng)
         self.predictor.reset(self.jobs, np.asarray(self.work), pred_rng)
+        self._type_masks = self._gpu_type_masks()
+        self._region_masks = [self.spec.node_region_index == r for r in range(len(self.spec.regions))]
+        self._bind(scheduler)
+        if scheduler is not None:
+            scheduler.reset(self.spec, self.jobs, sched_rng)
+
+    def _bind(self, scheduler: Scheduler | None) -> None:
         self.scheduler = scheduler
         self.round_seconds = None
         self._round_armed = False
@@ -209,7 +240,24 @@ class Engine:
             if rs is not None and not (rs > 0 and math.isfinite(rs)):
                 raise SchedulerError(f"scheduler {scheduler.name!r}: round_seconds must be > 0")
             self.round_seconds = rs
-            scheduler.reset(self.spec, self.jobs, sched_rng)
+
+    def _gpu_type_masks(self) -> dict[int, np.ndarray]:
+        """Node mask per requested GPU type code ('' = any type: no mask)."""
+        masks = {}
+        node_types = np.array([n.gpu_type for n in self.spec.nodes], dtype=object)
+        for code, name in enumerate(self.jobs.names["gpu_type"]):
+            if name:
+                masks[code] = node_types == name
+        return masks
+
+    def allowed_nodes(self, job: int) -> np.ndarray | None:
+        """Boolean mask of the nodes ``job`` may run on (its requested GPU type and routed region),
+        or None when any node will do."""
+        mask = self._type_masks.get(int(self.jobs.gpu_type[job]))
+        r = self.job_region[job]
+        if r >= 0:
+            mask = self._region_masks[r] if mask is None else mask & self._region_masks[r]
+        return mask
 
     @property
     def num_jobs(self) -> int:
@@ -218,18 +266,23 @@ class Engine:
 
     @property
     def jobs_in_system(self) -> int:
-        """Queued plus running jobs."""
-        return len(self.queue) + len(self.alloc)
+        """Queued plus running jobs (in the cluster or offloaded to the cloud)."""
+        return len(self.queue) + len(self.alloc) + len(self.cloud)
 
     @property
     def busy_gpus(self) -> int:
-        """GPUs running at least one job."""
-        return self.spec.num_gpus - self.free_gpus
+        """Online GPUs running at least one job."""
+        return self.spec.num_gpus - self.free_gpus - self.offline_gpus
+
+    @property
+    def online_gpus(self) -> int:
+        """GPUs that may be used now (all but the inference pool's reclaimed nodes)."""
+        return self.spec.num_gpus - self.offline_gpus
 
     @property
     def arrivals_left(self) -> int:
         """Jobs not yet submitted."""
-        return self.jobs.n - self._next_arrival
+        return self._arrival_limit - self._next_arrival
 
     @property
     def done(self) -> bool:
@@ -238,13 +291,14 @@ class Engine:
 
     def _finished_flag(self) -> bool:
         return (self.truncated or self.stalled or
-                (not self.heap and not self.alloc and not self.queue and self._next_arrival >= self.jobs.n))
+                (not self.heap and not self.alloc and not self.cloud and not self.queue
+                 and self._next_arrival >= self._arrival_limit))
 
     def attained_service(self, job: int) -> float:
         """GPU-seconds the job has held GPUs so far."""
         acc = self.attained_acc[job]
         if self.state[job] == RUNNING:
-            acc += (self.now - self.run_since[job]) * len(self.alloc[job])
+            acc += (self.now - self.run_since[job]) * self.run_gpus[job]
         return float(acc)
 
     def executed_time(self, job: int) -> float:
@@ -275,8 +329,10 @@ class Engine:
     def _advance_clock(self, t: float) -> None:
         dt = t - self.now
         if dt > 0:
-            self.busy_gpu_seconds += (self.spec.num_gpus - self.free_gpus) * dt
-            self.jobs_in_system_seconds += (len(self.queue) + len(self.alloc)) * dt
+            online = self.spec.num_gpus - self.offline_gpus
+            self.busy_gpu_seconds += (online - self.free_gpus) * dt
+            self.available_gpu_seconds += online * dt
+            self.jobs_in_system_seconds += (len(self.queue) + len(self.alloc) + len(self.cloud)) * dt
             self.now = t
 
     def _arm_round(self) -> None:
@@ -297,10 +353,10 @@ class Engine:
         view = self.view
         view.new_jobs = []
         view.finished = []
-        if self.round_seconds is not None and self.alloc:
+        if self.round_seconds is not None and (self.alloc or self.cloud):
             self._arm_round()
         submit = self._submit
-        n = self.jobs.n
+        n = self._arrival_limit
         heap = self.heap
         state = self.state
         while True:
@@ -331,14 +387,20 @@ class Engine:
                     if ver == self.version[j] and state[j] == RUNNING:
                         self._finish(j)
                         changed = True
+                elif kind == _ROUND:
+                    self._round_armed = False
+                    if self.alloc or self.queue or self.cloud:  # an empty cluster decides nothing
+                        changed = True
+                elif kind == _POOL:
+                    self._set_lendable(j)
+                    changed = True
                 else:
-                    if kind == _ROUND:
-                        self._round_armed = False
                     changed = True
             if changed:
                 self.decisions += 1
                 if self.timeline_interval is not None and self.now >= self._next_sample:
-                    self._timeline.append((self.now, len(self.queue), len(self.alloc), self.busy_gpus))
+                    self._timeline.append((self.now, len(self.queue), len(self.alloc) + len(self.cloud),
+                                           self.busy_gpus))
                     self._next_sample = (math.floor(self.now / self.timeline_interval) + 1) \
                         * self.timeline_interval
                 return True
@@ -365,9 +427,12 @@ class Engine:
     def _reschedule(self, j: int) -> None:
         """Recompute the job's rate and its completion event (old one invalidated by version)."""
         self._settle(j)
-        gpus = self.alloc[j]
-        sharers = int(self.gpu_load[gpus].max()) if self.gpu_jobs is not None else 1
-        r = float(self.perf.rate(j, gpus, sharers))
+        if j in self.cloud:
+            r = 1.0  # cloud GPUs are of the reference type, the job runs as in the trace
+        else:
+            gpus = self.alloc[j]
+            sharers = int(self.gpu_load[gpus].max()) if self.gpu_jobs is not None else 1
+            r = float(self.perf.rate(j, gpus, sharers))
         if not (r >= 0 and r < math.inf):
             raise SchedulerError(f"perf model {self.perf.name!r} gave rate {r!r} for job {j}")
         self.rate[j] = r
@@ -392,11 +457,19 @@ class Engine:
             load[g] += 1
         self.free_gpus -= newly
         self.alloc[j] = gpus
+        self.run_gpus[j] = len(gpus)
         if self.gpu_jobs is not None:
             for g in gpus.tolist():
                 self.gpu_jobs[g].add(j)
 
     def _release(self, j: int) -> None:
+        ran = self.now - self.run_since[j]
+        self.exec_acc[j] += ran
+        self.attained_acc[j] += ran * self.run_gpus[j]
+        if j in self.cloud:
+            del self.cloud[j]
+            self.cloud_gpu_seconds += ran * self.run_gpus[j]
+            return
         gpus = self.alloc.pop(j)
         load = self.gpu_load
         node_free = self.node_free
@@ -408,9 +481,6 @@ class Engine:
                 node_free[gpu_node[g]] += 1
                 freed += 1
         self.free_gpus += freed
-        ran = self.now - self.run_since[j]
-        self.exec_acc[j] += ran
-        self.attained_acc[j] += ran * len(gpus)
         if self.gpu_jobs is not None:
             affected: set[int] = set()
             for g in gpus.tolist():
@@ -428,6 +498,94 @@ class Engine:
         affected.discard(j)
         for k in sorted(affected):
             self._reschedule(k)
+
+    # ------------------------------------------------------------------ inference pool
+    def _set_offline(self, node: int) -> None:
+        lo, hi = int(self.spec.node_first_gpu[node]), int(self.spec.node_first_gpu[node + 1])
+        self.gpu_load[lo:hi] = self.share_limit  # marked full: no placement sees these GPUs
+        self.node_free[node] = 0
+        self.free_gpus -= hi - lo
+        self.offline_gpus += hi - lo
+        self.node_online[node] = False
+
+    def _set_online(self, node: int) -> None:
+        lo, hi = int(self.spec.node_first_gpu[node]), int(self.spec.node_first_gpu[node + 1])
+        self.gpu_load[lo:hi] = 0
+        self.node_free[node] = hi - lo
+        self.free_gpus += hi - lo
+        self.offline_gpus -= hi - lo
+        self.node_online[node] = True
+
+    def _set_lendable(self, lendable: int) -> None:
+        """The inference pool now lends ``lendable`` nodes: lend more, or reclaim some.
+
+        Reclaimed nodes are chosen by the scheduler's optional ``choose_reclaim(view, nodes, k)``
+        hook, else those with the fewest busy GPUs (least preemption cost); jobs on them are
+        preempted (counted in ``forced_preemptions``).
+        """
+        pool = np.flatnonzero(self.spec.node_pool_inference)
+        online = pool[self.node_online[pool]]
+        if len(online) < lendable:
+            for node in pool[~self.node_online[pool]][: lendable - len(online)]:
+                self._set_online(int(node))
+            return
+        k = len(online) - lendable
+        if k <= 0:
+            return
+        hook = getattr(self.scheduler, "choose_reclaim", None)
+        if hook is not None:
+            chosen = [int(x) for x in hook(self.view, online.copy(), k)]
+            if len(set(chosen)) != k or not set(chosen) <= set(online.tolist()):
+                raise SchedulerError(
+                    f"choose_reclaim must return {k} distinct lent nodes out of {online.tolist()}, "
+                    f"got {chosen}"
+                )
+        else:
+            busy = self.spec.node_gpus[online] - self.node_free[online]
+            order = np.lexsort((-online, busy))
+            chosen = online[order[:k]].tolist()
+        doomed = set(chosen)
+        gpu_node = self._gpu_node
+        victims = [j for j, gpus in self.alloc.items() if any(gpu_node[g] in doomed for g in gpus.tolist())]
+        for j in victims:
+            self._preempt(j)
+            self.forced_preemptions += 1
+        for node in chosen:
+            self._set_offline(node)
+
+    # ------------------------------------------------------------------ what-if
+    _LIST_STATE = ("state", "done_work", "t_last", "progress_from", "rate", "version", "first_start",
+                   "end_time", "queued_since", "run_since", "exec_acc", "attained_acc", "preemptions",
+                   "restart_pending", "run_gpus", "job_region")
+
+    def clone(self, *, arrivals: bool = True) -> Engine:
+        """An independent copy of the current state, for what-if forward simulation.
+
+        With ``arrivals=False`` the copy sees no job submitted after now (the clone answers "when
+        would the jobs already here finish?", as PCS's completion-time predictions do). Drive the
+        copy with :meth:`continue_run`. The workload, cluster and perf model are shared (they are
+        read-only during a run); the predictor and placement are copied.
+        """
+        new = copy.copy(self)
+        for name in self._LIST_STATE:
+            setattr(new, name, list(getattr(self, name)))
+        new.gpu_load = self.gpu_load.copy()
+        new.node_free = self.node_free.copy()
+        new.node_online = self.node_online.copy()
+        new.gpu_jobs = None if self.gpu_jobs is None else [set(x) for x in self.gpu_jobs]
+        new.queue = dict(self.queue)
+        new.alloc = dict(self.alloc)
+        new.cloud = dict(self.cloud)
+        new.heap = list(self.heap)
+        new._timeline = []
+        new.timeline_interval = None
+        new.predictor = copy.deepcopy(self.predictor)
+        new.placement = copy.deepcopy(self.placement)
+        new.view = ClusterView(new)
+        new.scheduler = None
+        if not arrivals:
+            new._arrival_limit = self._next_arrival
+        return new
 
     # ------------------------------------------------------------------ ops
     def _check_gpus(self, j: int, gpus, op: str, lo: int, hi: int) -> np.ndarray:
@@ -474,6 +632,29 @@ class Engine:
         self._reschedule(j)
         self._neighbours_changed(j, gpus)
 
+    def _preempt(self, j: int) -> None:
+        self._settle(j)
+        self._release(j)
+        self.state[j] = QUEUED
+        self.version[j] += 1
+        self.rate[j] = 0.0
+        self.preemptions[j] += 1
+        self.restart_pending[j] = True
+        self.queue[j] = None
+        self.queued_since[j] = self.now
+
+    def _check_nodes(self, j: int, gpus: np.ndarray, op: str) -> None:
+        mask = self.allowed_nodes(j)
+        if mask is not None:
+            nodes = self.spec.gpu_node[gpus]
+            bad = gpus[~mask[nodes]]
+            if len(bad):
+                raise SchedulerError(
+                    f"job {j}: {op}: GPUs {bad.tolist()} are outside the nodes it may use "
+                    f"(GPU type {self.jobs.names['gpu_type'][self.jobs.gpu_type[j]] or 'any'!r}, "
+                    f"region {self.spec.regions[self.job_region[j]] if self.job_region[j] >= 0 else 'any'!r})"
+                )
+
     def _in_use(self, gpus: np.ndarray, limit: int) -> list[int]:
         load = self.gpu_load
         return [g for g in gpus.tolist() if load[g] >= limit]
@@ -487,7 +668,9 @@ class Engine:
                 self._require(j, QUEUED, "Start")
                 if op.gpus is None:
                     n = int(self.jobs.num_gpus[j])
-                    gpus = self.placement.place(n, self.node_free, self.gpu_load, self.spec, j) \
+                    mask = self.allowed_nodes(j)
+                    node_free = self.node_free if mask is None else np.where(mask, self.node_free, 0)
+                    gpus = self.placement.place(n, node_free, self.gpu_load, self.spec, j) \
                         if n <= self.free_gpus else None
                     if gpus is None:
                         raise SchedulerError(
@@ -499,19 +682,12 @@ class Engine:
                     busy = self._in_use(gpus, 1)
                     if busy:
                         raise SchedulerError(f"job {j}: Start: GPUs {busy} are in use")
+                    self._check_nodes(j, gpus, "Start")
                 self._start(j, gpus)
             elif cls is Preempt:
                 j = op.job
                 self._require(j, RUNNING, "Preempt")
-                self._settle(j)
-                self._release(j)
-                self.state[j] = QUEUED
-                self.version[j] += 1
-                self.rate[j] = 0.0
-                self.preemptions[j] += 1
-                self.restart_pending[j] = True
-                self.queue[j] = None
-                self.queued_since[j] = self.now
+                self._preempt(j)
             elif cls is Share:
                 j = op.job
                 self._require(j, QUEUED, "Share")
@@ -527,10 +703,13 @@ class Engine:
                         f"job {j}: Share: GPUs {full} already hold {self.share_limit} jobs "
                         "(the share limit)"
                     )
+                self._check_nodes(j, gpus, "Share")
                 self._start(j, gpus)
             elif cls is Resize:
                 j = op.job
                 self._require(j, RUNNING, "Resize")
+                if j in self.cloud:
+                    raise SchedulerError(f"job {j}: Resize: the job runs in the cloud pool")
                 gpus = self._check_gpus(j, op.gpus, "Resize", self._min_gpus[j], self._max_gpus[j])
                 old = set(self.alloc[j].tolist())
                 new = np.array([g for g in gpus.tolist() if g not in old], dtype=np.int64)
@@ -538,6 +717,7 @@ class Engine:
                 busy = self._in_use(new, limit)
                 if busy:
                     raise SchedulerError(f"job {j}: Resize: GPUs {busy} are in use")
+                self._check_nodes(j, gpus, "Resize")
                 self._settle(j)
                 self._release(j)
                 self.run_since[j] = self.now
@@ -552,6 +732,36 @@ class Engine:
                 self.state[j] = REJECTED
                 self.end_time[j] = self.now
                 self.rejected_count += 1
+            elif cls is Offload:
+                j = op.job
+                self._require(j, QUEUED, "Offload")
+                if self.spec.cloud is None:
+                    raise SchedulerError(f"job {j}: Offload: cluster {self.spec.name!r} has no cloud pool")
+                del self.queue[j]
+                now = self.now
+                self.state[j] = RUNNING
+                if self.first_start[j] != self.first_start[j]:
+                    self.first_start[j] = now
+                self.run_since[j] = now
+                self.t_last[j] = now
+                pf = now
+                if self.restart_pending[j]:
+                    pf += self.restart_overhead(int(self.jobs.num_gpus[j]))
+                    self.restart_pending[j] = False
+                self.progress_from[j] = pf
+                self.cloud[j] = None
+                self.run_gpus[j] = int(self.jobs.num_gpus[j])
+                self._reschedule(j)
+            elif cls is Route:
+                j = op.job
+                self._require(j, QUEUED, "Route")
+                try:
+                    self.job_region[j] = self.spec.regions.index(op.region)
+                except ValueError:
+                    raise SchedulerError(
+                        f"job {j}: Route: unknown region {op.region!r}; "
+                        f"the cluster has {list(self.spec.regions)}"
+                    ) from None
             elif cls is Wake:
                 t = float(op.time)
                 if not (t >= self.now and math.isfinite(t)):
@@ -559,15 +769,22 @@ class Engine:
                 self._push(t, _WAKE, -1, 0)
             else:
                 raise SchedulerError(f"unknown op {op!r}; expected one of Start, Preempt, Resize, "
-                                     "Share, Reject, Wake")
+                                     "Share, Offload, Route, Reject, Wake")
 
     # ------------------------------------------------------------------ driving
     def run(self, scheduler: Scheduler, *, progress: bool = False) -> SimResult:
         """Simulate the whole workload under ``scheduler`` and return the result.
 
-        ``progress=True`` shows a progress bar over finished jobs.
+        ``progress=True`` shows a progress bar over ended jobs.
         """
         self.reset(scheduler)
+        return self.continue_run(scheduler, progress=progress)
+
+    def continue_run(self, scheduler: Scheduler, *, progress: bool = False) -> SimResult:
+        """Drive the simulation from its current state to the end under ``scheduler`` (after
+        :meth:`reset`, or on a :meth:`clone`, whose scheduler is not reset)."""
+        if scheduler is not self.scheduler:
+            self._bind(scheduler)
         view = self.view
         schedule = scheduler.schedule
         bar = None
@@ -617,6 +834,10 @@ class SimResult:
         self.state = np.array(engine.state, dtype=np.int8)
         self.preemptions = np.array(engine.preemptions, dtype=np.int64)
         self.busy_gpu_seconds = engine.busy_gpu_seconds
+        self.available_gpu_seconds = engine.available_gpu_seconds
+        self.cloud_gpu_seconds = engine.cloud_gpu_seconds
+        self.cloud_price = engine.spec.cloud.price_per_gpu_hour if engine.spec.cloud else None
+        self.forced_preemptions = engine.forced_preemptions
         self.jobs_in_system_seconds = engine.jobs_in_system_seconds
         self.now = engine.now
         self.stalled = engine.stalled

@@ -7,8 +7,10 @@ Definitions (all times in seconds):
 - bounded slowdown = max(JCT / max(duration, tau), 1) with tau = 10 s (Feitelson's bounded
   slowdown; the threshold keeps very short jobs from dominating);
 - makespan = last end - first submit;
-- GPU utilization = busy GPU-seconds / (total GPUs x makespan), where a GPU is busy while at least
-  one job holds it;
+- GPU utilization = busy GPU-seconds / available GPU-seconds over the run, where a GPU is busy
+  while at least one job holds it; available GPU-seconds = total GPUs x makespan unless part of
+  the cluster is an inference pool that is lent only part of the time;
+- cloud cost (clusters with a cloud pool) = GPU-hours run in the cloud x price per GPU-hour;
 - deadline metrics (when jobs have deadlines): fraction of jobs with a deadline that finished by it
   (rejected and unfinished jobs miss), and mean lateness of the late finished ones.
 
@@ -64,12 +66,17 @@ def summarize(result: SimResult, steady_window: tuple[int, int] | None = None) -
         "p99_queueing_delay": _pct(qd, 99),
         "avg_bounded_slowdown": float(slow.mean()) if len(slow) else math.nan,
         "makespan": makespan,
-        "gpu_utilization": (float(result.busy_gpu_seconds / (result.num_gpus * makespan))
-                            if makespan > 0 else 0.0),
+        "gpu_utilization": (float(result.busy_gpu_seconds / result.available_gpu_seconds)
+                            if result.available_gpu_seconds > 0 else 0.0),
         "preemptions": int(result.preemptions.sum()),
         "stalled": bool(result.stalled),
         "truncated": bool(result.truncated),
     }
+    if result.forced_preemptions:
+        out["forced_preemptions"] = int(result.forced_preemptions)
+    if result.cloud_price is not None:
+        out["cloud_gpu_hours"] = result.cloud_gpu_seconds / 3600.0
+        out["cloud_cost"] = out["cloud_gpu_hours"] * result.cloud_price
     has_deadline = np.isfinite(result.deadline) & sel
     if has_deadline.any():
         met = has_deadline & finished & (result.end_time <= result.deadline + 1e-9)

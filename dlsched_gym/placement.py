@@ -118,7 +118,7 @@ class RandomPlacement:
         self.rng = np.random.default_rng(seed)
 
     def place(self, n, node_free, gpu_load, spec, job):
-        free = np.flatnonzero(gpu_load == 0)
+        free = np.flatnonzero((gpu_load == 0) & (node_free[spec.gpu_node] > 0))
         if len(free) < n:
             return None
         return np.sort(self.rng.choice(free, size=n, replace=False))

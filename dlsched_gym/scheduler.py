@@ -76,6 +76,23 @@ class Share:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class Offload:
+    """Run queued job ``job`` in the cluster's cloud pool (no capacity limit, reference GPU type,
+    paid per GPU-hour; Starburst). Preempting it brings it back to the queue."""
+
+    job: int
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Route:
+    """Restrict queued job ``job`` to the nodes of ``region`` from now on (geo-distributed
+    scheduling, MAST)."""
+
+    job: int
+    region: str
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class Reject:
     """Refuse queued job ``job`` (admission control); it ends as rejected."""
 
@@ -90,7 +107,7 @@ class Wake:
 
 
 #: Every op type the engine understands.
-Op = Start | Preempt | Resize | Share | Reject | Wake
+Op = Start | Preempt | Resize | Share | Offload | Route | Reject | Wake
 
 
 @runtime_checkable
@@ -146,29 +163,38 @@ class Plan:
         """Jobs per GPU in this plan (read-only use)."""
         return self._load
 
-    def place(self, job: int, num_gpus: int | None = None,
-              placement: Placement | None = None) -> np.ndarray | None:
+    def place(self, job: int, num_gpus: int | None = None, placement: Placement | None = None,
+              nodes: np.ndarray | None = None) -> np.ndarray | None:
         """Reserve GPUs for ``job`` (``num_gpus`` defaults to its request) with ``placement``
-        (default: the engine's strategy). Returns the GPU ids, or None if it does not fit."""
+        (default: the engine's strategy), on the nodes the job may use (its GPU type and region)
+        and, if given, only on the nodes where the boolean mask ``nodes`` is true. Returns the GPU
+        ids, or None if it does not fit."""
         n = int(self._view.jobs.num_gpus[job]) if num_gpus is None else int(num_gpus)
         if n > self.free_gpus:
             return None
-        strategy = placement or self._view._engine.placement
-        gpus = strategy.place(n, self._node_free, self._load, self._view.spec, job)
+        eng = self._view._engine
+        strategy = placement or eng.placement
+        mask = eng.allowed_nodes(job)
+        if nodes is not None:
+            mask = nodes if mask is None else mask & nodes
+        node_free = self._node_free if mask is None else np.where(mask, self._node_free, 0)
+        gpus = strategy.place(n, node_free, self._load, self._view.spec, job)
         if gpus is not None:
             self.reserve(gpus)
         return gpus
 
     def reserve(self, gpus: np.ndarray) -> None:
-        """Mark ``gpus`` as used (exclusively) in the plan."""
+        """Add one job to each of ``gpus`` in the plan (a free GPU becomes used; a used one becomes
+        shared)."""
         self._own()
         spec = self._view.spec
+        newly = gpus[self._load[gpus] == 0]
         self._load[gpus] += 1
-        np.subtract.at(self._node_free, spec.gpu_node[gpus], 1)
-        self.free_gpus -= len(gpus)
+        np.subtract.at(self._node_free, spec.gpu_node[newly], 1)
+        self.free_gpus -= len(newly)
 
     def release(self, gpus: np.ndarray) -> None:
-        """Mark ``gpus`` as free again (e.g. when planning a preemption)."""
+        """Remove one job from each of ``gpus`` (e.g. when planning a preemption)."""
         self._own()
         spec = self._view.spec
         self._load[gpus] -= 1
@@ -233,8 +259,22 @@ class ClusterView:
 
     @property
     def running(self):
-        """Running job ids (a live keys view)."""
+        """Job ids running on the cluster's GPUs (a live keys view)."""
         return self._engine.alloc.keys()
+
+    @property
+    def in_cloud(self):
+        """Job ids running in the cloud pool (a live keys view)."""
+        return self._engine.cloud.keys()
+
+    @property
+    def online_gpus(self) -> int:
+        """GPUs usable now (the inference pool's reclaimed nodes excluded)."""
+        return self._engine.online_gpus
+
+    def allowed_nodes(self, job: int) -> np.ndarray | None:
+        """Mask of the nodes the job may use (GPU type, region), or None for any node."""
+        return self._engine.allowed_nodes(job)
 
     def allocation(self, job: int) -> np.ndarray:
         """GPU ids held by a running job."""

@@ -1,0 +1,99 @@
+"""Cloud pool, regions, the lendable inference pool, GPU-type requests and what-if clones."""
+
+from __future__ import annotations
+
+import pytest
+
+from dlsched_gym.baselines import make
+from dlsched_gym.cluster import CloudPool, ClusterSpec, Node
+from dlsched_gym.engine import Engine
+from dlsched_gym.errors import ClusterSpecError, SchedulerError, WorkloadError
+from dlsched_gym.metrics import summarize
+from dlsched_gym.scheduler import Offload, Preempt, Route, Start
+from tests.scripted import Scripted
+
+
+def test_offload_runs_in_cloud_and_costs(make_workload):
+    # 1x1 cluster, cloud at $3/GPU-hour. Job 0 (2 GPUs, 1800 s) is offloaded at 0: ends at 1800 and
+    # costs 2 GPUs x 0.5 h x $3 = $3. Job 1 runs locally 0-100.
+    spec = ClusterSpec(nodes=(Node(gpus=2),), cloud=CloudPool(price_per_gpu_hour=3.0))
+    wl = make_workload([(0, 1800, 2), (0, 100, 1)])
+    res = Engine(wl, spec).run(Scripted({0.0: lambda v: [Offload(0), Start(1)]}))
+    s = summarize(res)
+    assert res.jobs_frame()["end_time"].tolist() == [1800.0, 100.0]
+    assert s["cloud_gpu_hours"] == pytest.approx(1.0) and s["cloud_cost"] == pytest.approx(3.0)
+    # the cloud's GPUs are not the cluster's: 1 GPU busy for 100 s out of 2 GPUs x 1800 s
+    assert s["gpu_utilization"] == pytest.approx(100 / 3600)
+
+
+def test_offload_needs_a_cloud_and_can_be_pulled_back(make_workload):
+    wl = make_workload([(0, 100, 1)])
+    with pytest.raises(SchedulerError, match="has no cloud pool"):
+        Engine(wl, "1x1").run(Scripted({0.0: lambda v: [Offload(0)]}))
+    spec = ClusterSpec(nodes=(Node(gpus=1),), cloud=CloudPool(price_per_gpu_hour=1.0))
+    # cloud 0-40 (40 s done), pulled back at 40 and started locally: ends at 40 + 60 = 100;
+    # cost 40 GPU-s = 1/90 GPU-h at $1.
+    script = {0.0: lambda v: [Offload(0)], 40.0: lambda v: [Preempt(0), Start(0)]}
+    from dlsched_gym.scheduler import Wake
+    res = Engine(wl, spec).run(Scripted(script, first=[Wake(40.0)]))
+    assert res.jobs_frame()["end_time"].tolist() == [100.0]
+    assert summarize(res)["cloud_cost"] == pytest.approx(40 / 3600)
+
+
+def test_route_restricts_nodes(make_workload):
+    spec = ClusterSpec(nodes=(Node(gpus=2, region="eu"), Node(gpus=2, region="us")))
+    wl = make_workload([(0, 10, 2)])
+    res = Engine(wl, spec).run(Scripted({0.0: lambda v: [Route(0, "us"), Start(0)]}))
+    assert res.jobs_frame()["end_time"].tolist() == [10.0]
+    with pytest.raises(SchedulerError, match=r"GPUs \[0, 1\] are outside the nodes it may use"):
+        Engine(wl, spec).run(Scripted({0.0: lambda v: [Route(0, "us"), Start(0, [0, 1])]}))
+    with pytest.raises(SchedulerError, match="unknown region 'asia'"):
+        Engine(wl, spec).run(Scripted({0.0: lambda v: [Route(0, "asia")]}))
+
+
+def test_gpu_type_request(make_workload):
+    spec = ClusterSpec(nodes=(Node(gpus=1, gpu_type="K80"), Node(gpus=1, gpu_type="V100")))
+    wl = make_workload([(0, 10, 1, {"gpu_type": "V100"})])
+    eng = Engine(wl, spec)
+    res = eng.run(make("fifo"))
+    assert res.jobs_frame()["end_time"].tolist() == [10.0]
+    with pytest.raises(WorkloadError, match="requests GPU type 'A100'"):
+        Engine(make_workload([(0, 10, 1, {"gpu_type": "A100"})]), spec)
+
+
+def test_inference_pool_lends_and_reclaims(make_workload):
+    # One training node (1 GPU) and two 1-GPU inference nodes, lent from t=0, one reclaimed at 50.
+    # FIFO: jobs 0, 1, 2 (100 s each) start at 0 on GPUs 0, 1, 2. At 50 the node with the fewest busy
+    # GPUs (tie: the higher index, node 2) is reclaimed and job 2 is preempted with 50 s done; it
+    # restarts at 100 when job 0 ends on GPU 0 and finishes at 150.
+    spec = ClusterSpec(nodes=(Node(gpus=1), Node(gpus=1, pool="inference"),
+                              Node(gpus=1, pool="inference")),
+                       inference_schedule=((0.0, 2), (50.0, 1)))
+    wl = make_workload([(0, 100, 1), (0, 100, 1), (0, 100, 1)])
+    res = Engine(wl, spec).run(make("fifo"))
+    assert res.jobs_frame()["end_time"].tolist() == [100.0, 100.0, 150.0]
+    s = summarize(res)
+    assert s["forced_preemptions"] == 1
+    # available GPU-s: 3 GPUs x 50 s + 2 GPUs x 100 s = 350; busy: 100 + 100 + 50 + 50 = 300
+    assert s["gpu_utilization"] == pytest.approx(300 / 350)
+    with pytest.raises(ClusterSpecError, match="inference_schedule"):
+        ClusterSpec(nodes=(Node(gpus=1, pool="inference"),), inference_schedule=((0.0, 2),))
+
+
+def test_clone_forecasts_without_touching_the_original(make_workload):
+    # FIFO on 1x1: jobs 0 (0 s, 100 s), 1 (10 s, 50 s), 2 (20 s, 30 s).
+    # At t=10 a clone without future arrivals predicts job 1 ends at 150 (after job 0);
+    # the real run ends job 1 at 150 too, and job 2 (unknown to the clone) at 180.
+    wl = make_workload([(0, 100, 1), (10, 50, 1), (20, 30, 1)])
+    eng = Engine(wl, "1x1")
+    fifo = make("fifo")
+    eng.reset(fifo)
+    forecast = {}
+    while eng.next_decision():
+        if eng.now == 10.0:
+            what_if = eng.clone(arrivals=False)
+            forecast = what_if.continue_run(make("fifo")).jobs_frame()["end_time"].tolist()
+        eng.apply(fifo.schedule(eng.view))
+    real = eng.result("fifo").jobs_frame()["end_time"].tolist()
+    assert forecast[:2] == [100.0, 150.0] and forecast[2] != forecast[2]  # job 2 never arrives
+    assert real == [100.0, 150.0, 180.0]
