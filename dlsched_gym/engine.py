@@ -214,6 +214,7 @@ class Engine:
         self.jobs_in_system_seconds = 0.0
         self.cloud_gpu_seconds = 0.0
         self.forced_preemptions = 0
+        self.annotations: dict[str, np.ndarray] = {}
         self.finished_count = 0
         self.rejected_count = 0
         self.stalled = False
@@ -499,6 +500,13 @@ class Engine:
         for k in sorted(affected):
             self._reschedule(k)
 
+    def annotate(self, job: int, name: str, value: float) -> None:
+        """Store a per-job number reported as an extra column of the jobs table."""
+        col = self.annotations.get(name)
+        if col is None:
+            col = self.annotations[name] = np.full(self.jobs.n, np.nan)
+        col[job] = value
+
     # ------------------------------------------------------------------ inference pool
     def _set_offline(self, node: int) -> None:
         lo, hi = int(self.spec.node_first_gpu[node]), int(self.spec.node_first_gpu[node + 1])
@@ -581,6 +589,7 @@ class Engine:
         new.timeline_interval = None
         new.predictor = copy.deepcopy(self.predictor)
         new.placement = copy.deepcopy(self.placement)
+        new.annotations = {k: v.copy() for k, v in self.annotations.items()}
         new.view = ClusterView(new)
         new.scheduler = None
         if not arrivals:
@@ -838,6 +847,7 @@ class SimResult:
         self.cloud_gpu_seconds = engine.cloud_gpu_seconds
         self.cloud_price = engine.spec.cloud.price_per_gpu_hour if engine.spec.cloud else None
         self.forced_preemptions = engine.forced_preemptions
+        self.annotations = {k: v.copy() for k, v in engine.annotations.items()}
         self.jobs_in_system_seconds = engine.jobs_in_system_seconds
         self.now = engine.now
         self.stalled = engine.stalled
@@ -849,7 +859,7 @@ class SimResult:
         """One row per job: ids, times, JCT, queueing delay, GPUs, preemptions, final state."""
         jct = self.end_time - self.submit_time
         finished = self.state == FINISHED
-        return pd.DataFrame({
+        return pd.DataFrame({**{
             "job_id": self.job_id,
             "submit_time": self.submit_time,
             "start_time": self.start_time,
@@ -861,7 +871,7 @@ class SimResult:
             "preemptions": self.preemptions,
             "deadline": self.deadline,
             "state": np.asarray(STATE_NAMES, dtype=object)[self.state],
-        })
+        }, **self.annotations})
 
 
 def simulate(workload: Workload, cluster: ClusterSpec | str, scheduler: Scheduler,

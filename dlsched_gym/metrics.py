@@ -14,6 +14,9 @@ Definitions (all times in seconds):
 - deadline metrics (when jobs have deadlines): fraction of jobs with a deadline that finished by it
   (rejected and unfinished jobs miss), and mean lateness of the late finished ones.
 
+- JCT prediction error (when a scheduler annotated ``predicted_jct``, as PCS does): mean absolute
+  percentage error over finished jobs, and the fraction predicted within 10 %.
+
 ``steady_window=(lo, hi)`` restricts the JCT statistics to jobs with row index in ``[lo, hi)``
 (Gavel's practice of measuring a steady-state window, excluding warm-up and drain).
 """
@@ -77,6 +80,14 @@ def summarize(result: SimResult, steady_window: tuple[int, int] | None = None) -
     if result.cloud_price is not None:
         out["cloud_gpu_hours"] = result.cloud_gpu_seconds / 3600.0
         out["cloud_cost"] = out["cloud_gpu_hours"] * result.cloud_price
+    predicted = result.annotations.get("predicted_jct")
+    if predicted is not None:
+        ok = fin & np.isfinite(predicted)
+        if ok.any():
+            actual = (result.end_time - result.submit_time)[ok]
+            err = np.abs(predicted[ok] - actual) / np.maximum(actual, 1.0)
+            out["jct_prediction_mape"] = float(err.mean())
+            out["jct_prediction_within_10pct"] = float((err <= 0.10).mean())
     has_deadline = np.isfinite(result.deadline) & sel
     if has_deadline.any():
         met = has_deadline & finished & (result.end_time <= result.deadline + 1e-9)

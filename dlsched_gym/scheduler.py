@@ -314,6 +314,16 @@ class ClusterView:
         """Predicted remaining run time (s) on the requested allocation."""
         return max(self.predict_duration(job) * (1.0 - self._engine.progress(job)), 0.0)
 
+    def rate_with(self, job: int, gpus: np.ndarray) -> float:
+        """The rate the perf model would give ``job`` on ``gpus`` (exclusive), for planners that
+        compare allocations (elastic and heterogeneity-aware schedulers)."""
+        return float(self._engine.perf.rate(job, np.asarray(gpus, dtype=np.int64), 1))
+
+    def annotate(self, job: int, name: str, value: float) -> None:
+        """Record a per-job number (e.g. ``"predicted_jct"``) that the result reports as a column
+        of the jobs table; metrics use known names (see :mod:`dlsched_gym.metrics`)."""
+        self._engine.annotate(job, name, value)
+
     # -- planning ------------------------------------------------------------------------
     def plan(self) -> Plan:
         """A scratch copy of the free-GPU state for planning several ops."""

@@ -97,3 +97,20 @@ def test_clone_forecasts_without_touching_the_original(make_workload):
     real = eng.result("fifo").jobs_frame()["end_time"].tolist()
     assert forecast[:2] == [100.0, 150.0] and forecast[2] != forecast[2]  # job 2 never arrives
     assert real == [100.0, 150.0, 180.0]
+
+
+def test_annotations_become_columns_and_prediction_error(make_workload):
+    # Job 0 (100 s) predicted 110 s: error 10 %; job 1 (50 s, waits 100 s -> JCT 150) predicted 75 s:
+    # error 50 %. MAPE = 30 %, within 10 %: one of two.
+    wl = make_workload([(0, 100, 1), (0, 50, 1)])
+
+    def first(view):
+        view.annotate(0, "predicted_jct", 110.0)
+        view.annotate(1, "predicted_jct", 75.0)
+        return [Start(0)]
+
+    res = Engine(wl, "1x1").run(Scripted({0.0: first, 100.0: lambda v: [Start(1)]}))
+    assert res.jobs_frame()["predicted_jct"].tolist() == [110.0, 75.0]
+    s = summarize(res)
+    assert s["jct_prediction_mape"] == pytest.approx(0.30)
+    assert s["jct_prediction_within_10pct"] == 0.5
