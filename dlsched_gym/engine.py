@@ -361,6 +361,8 @@ class Engine:
         heap = self.heap
         state = self.state
         while True:
+            if self._next_arrival >= n and not (self.queue or self.alloc or self.cloud):
+                return False  # every job has ended; later pool or wake events change nothing
             t_arr = submit[self._next_arrival] if self._next_arrival < n else math.inf
             t_evt = heap[0][0] if heap else math.inf
             t = t_arr if t_arr < t_evt else t_evt
@@ -433,7 +435,12 @@ class Engine:
         else:
             gpus = self.alloc[j]
             sharers = int(self.gpu_load[gpus].max()) if self.gpu_jobs is not None else 1
-            r = float(self.perf.rate(j, gpus, sharers))
+            rate_shared = getattr(self.perf, "rate_shared", None) if sharers > 1 else None
+            if rate_shared is not None:  # the slowdown depends on who the partners are
+                partners = sorted(set().union(*(self.gpu_jobs[g] for g in gpus.tolist())) - {j})
+                r = float(rate_shared(j, gpus, partners))
+            else:
+                r = float(self.perf.rate(j, gpus, sharers))
         if not (r >= 0 and r < math.inf):
             raise SchedulerError(f"perf model {self.perf.name!r} gave rate {r!r} for job {j}")
         self.rate[j] = r
@@ -528,8 +535,10 @@ class Engine:
         """The inference pool now lends ``lendable`` nodes: lend more, or reclaim some.
 
         Reclaimed nodes are chosen by the scheduler's optional ``choose_reclaim(view, nodes, k)``
-        hook, else those with the fewest busy GPUs (least preemption cost); jobs on them are
-        preempted (counted in ``forced_preemptions``).
+        hook, else those with the fewest busy GPUs (least preemption cost). The scheduler's
+        optional ``before_reclaim(view, nodes) -> ops`` hook may then move jobs off them (e.g.
+        shrink elastic jobs); jobs still on them are preempted (counted in
+        ``forced_preemptions``).
         """
         pool = np.flatnonzero(self.spec.node_pool_inference)
         online = pool[self.node_online[pool]]
@@ -552,6 +561,9 @@ class Engine:
             busy = self.spec.node_gpus[online] - self.node_free[online]
             order = np.lexsort((-online, busy))
             chosen = online[order[:k]].tolist()
+        before = getattr(self.scheduler, "before_reclaim", None)
+        if before is not None:
+            self.apply(before(self.view, list(chosen)))
         doomed = set(chosen)
         gpu_node = self._gpu_node
         victims = [j for j, gpus in self.alloc.items() if any(gpu_node[g] in doomed for g in gpus.tolist())]

@@ -268,6 +268,11 @@ class ClusterView:
         return self._engine.cloud.keys()
 
     @property
+    def node_online(self) -> np.ndarray:
+        """Per node: False while it is an inference-pool node not lent to training."""
+        return self._engine.node_online
+
+    @property
     def online_gpus(self) -> int:
         """GPUs usable now (the inference pool's reclaimed nodes excluded)."""
         return self._engine.online_gpus

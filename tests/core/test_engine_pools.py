@@ -114,3 +114,30 @@ def test_annotations_become_columns_and_prediction_error(make_workload):
     s = summarize(res)
     assert s["jct_prediction_mape"] == pytest.approx(0.30)
     assert s["jct_prediction_within_10pct"] == 0.5
+
+
+def test_before_reclaim_hook_can_shrink_instead_of_preempting(make_workload):
+    # Node 0 (training, 1 GPU) + node 1 (inference, 1 GPU) lent 0-100. An elastic job (1..2 GPUs,
+    # 300 s at 2 GPUs... requested 2) runs on both at rate 1; at 100 the hook shrinks it to GPU 0:
+    # 100 of 300 units done, 200 left at rate 1/2 -> ends at 100 + 400 = 500, never preempted.
+    spec = ClusterSpec(nodes=(Node(gpus=1), Node(gpus=1, pool="inference")),
+                       inference_schedule=((0.0, 1), (100.0, 0)))
+    wl = make_workload([(0, 300, 2, {"min_gpus": 1, "max_gpus": 2})])
+
+    class Shrinker(Scripted):
+        def before_reclaim(self, view, nodes):
+            return [Resize(0, [0])]
+
+    from dlsched_gym.scheduler import Resize
+    res = Engine(wl, spec).run(Shrinker({0.0: lambda v: [Start(0, [0, 1])]}))
+    s = summarize(res)
+    assert res.jobs_frame()["end_time"].tolist() == [500.0]
+    assert "forced_preemptions" not in s and s["preemptions"] == 0
+
+
+def test_pool_events_after_the_last_job_do_not_dilute_utilization(make_workload):
+    spec = ClusterSpec(nodes=(Node(gpus=1), Node(gpus=1, pool="inference")),
+                       inference_schedule=((0.0, 1), (1000.0, 0)))
+    res = Engine(make_workload([(0, 100, 1)]), spec).run(make("fifo"))
+    # 1 busy GPU of 2 available over 0-100
+    assert summarize(res)["gpu_utilization"] == pytest.approx(0.5)
