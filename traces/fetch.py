@@ -1,0 +1,245 @@
+"""Fetch the large public job logs that are not bundled, into a local cache.
+
+:data:`REMOTES` lists them: the full Philly release, the Helios data set, the Alibaba PAI 2020 job and
+task tables, and the Acme Seren/Kalos job traces. :func:`download` streams each file to
+``<cache>/<name>/`` (cache: ``cache_dir``, else ``$DLSCHED_CACHE``, else ``$XDG_CACHE_HOME/dlsched-gym``
+or ``~/.cache/dlsched-gym``), verifies its sha256 where one is published, and unpacks archives safely
+(no absolute paths, no ``..``, no links). Read the result with :func:`dlsched_gym.traces.load` and the
+format named in the entry, e.g. ``load(folder / "cluster_log.csv", format="helios")``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import os
+import shutil
+import tarfile
+import urllib.error
+import urllib.request
+import zipfile
+from pathlib import Path, PurePosixPath
+
+from dlsched_gym.errors import ConfigError, DownloadError
+
+CHUNK = 1 << 20
+
+
+@dataclasses.dataclass(frozen=True)
+class RemoteFile:
+    """One file of a remote data set.
+
+    Attributes:
+        filename: its name in the cache folder.
+        url: where it is published.
+        sha256: its published sha256, or None where none is published (then it is not verified).
+    """
+
+    filename: str
+    url: str
+    sha256: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Remote:
+    """A downloadable data set.
+
+    Attributes:
+        name: the name passed to :func:`download`.
+        description: what it is and which reader format reads it.
+        files: its files.
+        page: the page to fetch it from by hand.
+        license: the data license.
+    """
+
+    name: str
+    description: str
+    files: tuple[RemoteFile, ...]
+    page: str
+    license: str
+
+
+_PAI = "https://aliopentrace.oss-cn-beijing.aliyuncs.com/v2020GPUTraces/"
+_ACME = "https://github.com/InternLM/AcmeTrace/raw/main/data/job_trace/"
+#: Name -> downloadable data set.
+REMOTES: dict[str, Remote] = {
+    r.name: r
+    for r in (
+        Remote(
+            "philly",
+            "Philly trace-data.tar.gz (1.06 GB; cluster_job_log: format 'philly-job-log'), "
+            "sha256 = the Git LFS oid of the release",
+            (
+                RemoteFile(
+                    "trace-data.tar.gz",
+                    "https://media.githubusercontent.com/media/msr-fiddle/philly-traces/master/trace-data.tar.gz",
+                    "2037ccf63a725a02be718b0e1aeee6142c90b7f62d0d849295120e9f6ba13d2c",
+                ),
+            ),
+            "https://github.com/msr-fiddle/philly-traces",
+            "CC BY 4.0",
+        ),
+        Remote(
+            "helios",
+            "Helios data.zip (36.4 MB; <cluster>/cluster_log.csv: format 'helios')",
+            (RemoteFile("data.zip", "https://github.com/S-Lab-System-Group/HeliosData/raw/main/data.zip"),),
+            "https://github.com/S-Lab-System-Group/HeliosData",
+            "CC BY 4.0",
+        ),
+        Remote(
+            "alibaba-pai-2020",
+            "Alibaba PAI 2020 job and task tables (format 'alibaba-pai-2020')",
+            (
+                RemoteFile("pai_job_table.tar.gz", _PAI + "pai_job_table.tar.gz"),
+                RemoteFile("pai_task_table.tar.gz", _PAI + "pai_task_table.tar.gz"),
+            ),
+            "https://github.com/alibaba/clusterdata/tree/master/cluster-trace-gpu-v2020",
+            "CC BY 4.0",
+        ),
+        Remote(
+            "acme-seren",
+            "Acme Seren job trace (format 'acme')",
+            (RemoteFile("trace_seren.csv", _ACME + "trace_seren.csv"),),
+            "https://github.com/InternLM/AcmeTrace",
+            "CC BY 4.0",
+        ),
+        Remote(
+            "acme-kalos",
+            "Acme Kalos job trace (format 'acme')",
+            (RemoteFile("trace_kalos.csv", _ACME + "trace_kalos.csv"),),
+            "https://github.com/InternLM/AcmeTrace",
+            "CC BY 4.0",
+        ),
+    )
+}
+
+
+def cache_root(cache_dir: str | Path | None = None) -> Path:
+    """The cache folder: ``cache_dir``, ``$DLSCHED_CACHE``, or the user cache dir + ``dlsched-gym``."""
+    if cache_dir is not None:
+        return Path(cache_dir)
+    if os.environ.get("DLSCHED_CACHE"):
+        return Path(os.environ["DLSCHED_CACHE"])
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "dlsched-gym"
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(CHUNK), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _by_hand(remote: Remote, f: RemoteFile, target: Path) -> str:
+    check = f" and check that its sha256 is {f.sha256}" if f.sha256 else ""
+    return (
+        f"download {f.url} (see {remote.page}) by hand, save it as {target}{check}, then call "
+        f"download({remote.name!r}) again"
+    )
+
+
+def _fetch(remote: Remote, f: RemoteFile, url: str, target: Path) -> None:
+    part = target.with_name(target.name + ".part")
+    h = hashlib.sha256()
+    try:
+        with urllib.request.urlopen(url, timeout=60) as response, open(part, "wb") as out:
+            for chunk in iter(lambda: response.read(CHUNK), b""):
+                h.update(chunk)
+                out.write(chunk)
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        part.unlink(missing_ok=True)
+        raise DownloadError(
+            f"{remote.name}: could not download {url}: {exc}. To install it by hand: "
+            f"{_by_hand(remote, f, target)}"
+        ) from exc
+    if f.sha256 and h.hexdigest() != f.sha256:
+        part.unlink()
+        raise DownloadError(
+            f"{remote.name}: sha256 mismatch for {url}: expected {f.sha256}, got "
+            f"{h.hexdigest()}; the partial file {part} was deleted"
+        )
+    part.replace(target)
+
+
+def _safe_name(archive: Path, name: str, dest: Path) -> None:
+    p = PurePosixPath(name)
+    if p.is_absolute() or ".." in p.parts or not (dest / p).resolve().is_relative_to(dest.resolve()):
+        raise DownloadError(f"{archive}: member {name!r} would be written outside {dest}; refusing to unpack")
+
+
+def extract(archive: Path, dest: Path) -> None:
+    """Unpack a ``.tar.gz``/``.tgz``/``.tar`` or ``.zip`` into ``dest``, refusing absolute paths,
+    ``..`` components and links (DownloadError names the member)."""
+    if archive.name.endswith(".zip"):
+        with zipfile.ZipFile(archive) as zf:
+            for info in zf.infolist():
+                _safe_name(archive, info.filename, dest)
+                if (info.external_attr >> 16) & 0o170000 == 0o120000:
+                    raise DownloadError(f"{archive}: member {info.filename!r} is a link; refusing to unpack")
+            zf.extractall(dest)
+        return
+    with tarfile.open(archive) as tar:
+        for member in tar.getmembers():
+            _safe_name(archive, member.name, dest)
+            if member.issym() or member.islnk():
+                raise DownloadError(f"{archive}: member {member.name!r} is a link; refusing to unpack")
+        tar.extractall(dest, filter="data")
+
+
+def _is_archive(name: str) -> bool:
+    return name.endswith((".tar.gz", ".tgz", ".tar", ".zip"))
+
+
+def download(name: str, *, cache_dir: str | Path | None = None, url: str | None = None) -> Path:
+    """Download (if not cached) and unpack the data set ``name``; returns its cache folder.
+
+    Args:
+        name: a key of :data:`REMOTES`.
+        cache_dir: the cache root (default: see :func:`cache_root`).
+        url: another location: the file's URL for a one-file data set, or a base URL that the file
+            names are appended to for a data set of several files (``file://`` works too).
+
+    Raises:
+        ConfigError: unknown name.
+        DownloadError: the download failed (the message says where to put the file by hand) or the
+            sha256 did not match (the partial file is deleted).
+    """
+    if name not in REMOTES:
+        raise ConfigError(f"unknown download {name!r}; expected one of {sorted(REMOTES)}")
+    remote = REMOTES[name]
+    folder = cache_root(cache_dir) / name
+    folder.mkdir(parents=True, exist_ok=True)
+    for f in remote.files:
+        target = folder / f.filename
+        source = f.url
+        if url is not None:
+            source = url if len(remote.files) == 1 else url.rstrip("/") + "/" + f.filename
+        if target.exists() and f.sha256 and _sha256(target) != f.sha256:
+            target.unlink()  # a stale or corrupt copy: fetch again
+        if not target.exists():
+            _fetch(remote, f, source, target)
+        marker = folder / f".unpacked-{f.filename}"
+        if _is_archive(f.filename) and not marker.exists():
+            staging = folder / f".staging-{f.filename}"
+            shutil.rmtree(staging, ignore_errors=True)
+            try:
+                extract(target, staging)
+            except (tarfile.TarError, zipfile.BadZipFile, EOFError, OSError) as exc:
+                shutil.rmtree(staging, ignore_errors=True)
+                raise DownloadError(f"{target}: cannot unpack: {exc}") from exc
+            except DownloadError:
+                shutil.rmtree(staging, ignore_errors=True)
+                raise
+            for item in staging.iterdir():
+                dest = folder / item.name
+                if dest.exists():
+                    if dest.is_dir():
+                        shutil.rmtree(dest)
+                    else:
+                        dest.unlink()
+                item.replace(dest)
+            staging.rmdir()
+            marker.touch()
+    return folder

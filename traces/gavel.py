@@ -1,0 +1,210 @@
+"""Reader for Gavel (OSDI'20, stanford-futuredata/gavel) job traces, and Gavel's throughput tables.
+
+Tab-separated, no header. Two layouts, told apart by the number of fields:
+
+- 7 fields (``traces/msr/seed=*/<vc>.trace``): ``job_type, command, num_steps_arg, needs_data_dir,
+  total_steps, arrival_time, scale_factor``;
+- 10 fields (``traces/physical_cluster/*.trace``): ``job_type, command, working_directory,
+  num_steps_arg, needs_data_dir, total_steps, scale_factor, priority_weight, SLO, arrival_time``.
+
+``job_type`` is e.g. ``ResNet-50 (batch size 64)``: ``model`` is the part before `` (batch size``,
+``batch_size`` the number (0 for A3C and CycleGAN, which have none). ``iterations`` = ``total_steps``,
+``num_gpus`` = ``scale_factor``, ``arrival_time`` in seconds. ``command``, ``priority_weight`` and
+``SLO`` are not used.
+
+The trace holds work (steps), not time, so ``duration`` is derived, as Gavel's simulator does, from
+the isolated throughput (steps/s) of the job type at its scale factor on a reference worker type
+(default ``v100``) in Gavel's ``simulation_throughputs.json``: ``duration = total_steps / throughput``.
+Gavel measured scale factors 1, 2, 4 and 8 for some job types only; for a (job type, scale factor)
+pair it did not measure, the throughput is extrapolated linearly from the largest measured scale
+factor below it (``throughput(s) * scale_factor / s``). How many jobs needed that is recorded in
+``attrs["augmented"]``.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import re
+from functools import cache
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from dlsched_gym.errors import ConfigError, TraceFormatError
+from dlsched_gym.traces._base import Reader, RowChecker, finish, read_delimited
+from dlsched_gym.workload import Workload
+
+FORMAT = "gavel"
+LAYOUTS = {
+    7: (
+        "job_type",
+        "command",
+        "num_steps_arg",
+        "needs_data_dir",
+        "total_steps",
+        "arrival_time",
+        "scale_factor",
+    ),
+    10: (
+        "job_type",
+        "command",
+        "working_directory",
+        "num_steps_arg",
+        "needs_data_dir",
+        "total_steps",
+        "scale_factor",
+        "priority_weight",
+        "SLO",
+        "arrival_time",
+    ),
+}
+META = {
+    "source": "stanford-futuredata/gavel@c4fa40097339e9608ab71fd64c8bdea96a5e4a4c traces/",
+    "license": "MIT",
+    "citation": "Narayanan et al., Heterogeneity-Aware Cluster Scheduling Policies for Deep Learning "
+    "Workloads (Gavel), OSDI 2020",
+}
+_KEY = re.compile(r"^\('(?P<job_type>.+)', (?P<scale>\d+)\)$")
+_BATCH = re.compile(r"^(?P<model>.+?) \(batch size (?P<batch>\d+)\)$")
+#: Bundled isolated throughputs (worker_type, job_type, scale_factor, steps_per_second).
+THROUGHPUT_FILE = "gavel_throughputs.parquet"
+
+
+def parse_throughputs(path: Path) -> pd.DataFrame:
+    """Isolated throughputs from a Gavel throughput JSON (``.json`` or ``.json.gz``).
+
+    Returns a table ``worker_type, job_type, scale_factor, steps_per_second`` (the ``"null"`` entries:
+    the job running alone; the co-location pairs are not kept).
+    """
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rt") as fh:
+            data = json.load(fh)
+    except (OSError, EOFError, json.JSONDecodeError) as exc:
+        raise TraceFormatError(f"{path}: cannot read a Gavel throughput JSON: {exc}") from exc
+    rows = []
+    for worker, table in data.items():
+        for key, entry in table.items():
+            m = _KEY.match(key)
+            if not m or not isinstance(entry, dict) or "null" not in entry:
+                raise TraceFormatError(
+                    f"{path}: {worker}: key {key!r}: expected \"('<job type>', <scale>)\" "
+                    'with a "null" throughput'
+                )
+            rows.append((worker, m["job_type"], int(m["scale"]), float(entry["null"])))
+    return pd.DataFrame(rows, columns=["worker_type", "job_type", "scale_factor", "steps_per_second"])
+
+
+@cache
+def _bundled_throughputs() -> pd.DataFrame:
+    with resources.as_file(resources.files("dlsched_gym.traces").joinpath("data", THROUGHPUT_FILE)) as p:
+        return pd.read_parquet(p)
+
+
+def throughput_lookup(
+    table: pd.DataFrame, worker_type: str, job_type: np.ndarray, scale: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Steps/s of each (job type, scale factor) on ``worker_type``, and a mask of extrapolated ones.
+
+    Unmeasured pairs use the largest measured scale factor ``s`` below the requested one, times
+    ``scale / s``; job types with no measurement at all get NaN.
+    """
+    sub = table[table["worker_type"] == worker_type]
+    if sub.empty:
+        raise ConfigError(
+            f"worker_type {worker_type!r}: expected one of {sorted(table['worker_type'].unique())}"
+        )
+    measured: dict[str, dict[int, float]] = {}
+    for jt, sf, tput in sub[["job_type", "scale_factor", "steps_per_second"]].itertuples(index=False):
+        measured.setdefault(jt, {})[int(sf)] = float(tput)
+    out = np.full(len(job_type), np.nan)
+    extrapolated = np.zeros(len(job_type), dtype=bool)
+    for i, (jt, sf) in enumerate(zip(job_type, scale, strict=True)):
+        per_scale = measured.get(jt)
+        if not per_scale or not np.isfinite(sf):
+            continue
+        below = [s for s in per_scale if s <= sf]
+        if not below:
+            continue
+        base = max(below)
+        out[i] = per_scale[base] * sf / base
+        extrapolated[i] = base != sf
+    return out, extrapolated
+
+
+def read(
+    path: Path,
+    *,
+    lenient: bool = False,
+    drop_invalid: bool = False,
+    name: str | None = None,
+    worker_type: str = "v100",
+    throughputs: str | Path | None = None,
+    vc: str = "",
+) -> Workload:
+    """Read a Gavel trace; ``throughputs`` is a Gavel throughput JSON (default: the bundled
+    ``simulation_throughputs.json`` values); ``vc`` labels the jobs (ids become ``<vc>-<row>``)."""
+    with open(path, "rb") as fh:
+        first = fh.readline().decode("utf-8", errors="replace")
+    nfields = first.rstrip("\r\n").count("\t") + 1
+    if nfields not in LAYOUTS:
+        raise TraceFormatError(
+            f"{path}: line 1 has {nfields} tab-separated fields; a {FORMAT} trace has "
+            + " or ".join(f"{n} ({', '.join(c)})" for n, c in LAYOUTS.items())
+        )
+    frame = read_delimited(path, format_name=FORMAT, sep="\t", columns=LAYOUTS[nfields])
+    table = _bundled_throughputs() if throughputs is None else parse_throughputs(Path(throughputs))
+    checker = RowChecker(path, frame, lenient=lenient, first_line=1)
+    job_type = checker.text("job_type")
+    steps = checker.number("total_steps", minimum=1)
+    scale = checker.number("scale_factor", integer=True, minimum=1)
+    arrival = checker.number("arrival_time", minimum=0)
+    tput, extrapolated = throughput_lookup(table, worker_type, job_type, scale)
+    known = sorted(table["job_type"].unique())
+    checker.flag(
+        np.isnan(tput) & np.isfinite(scale),
+        "job_type",
+        f"a job type with a {worker_type} throughput ({len(known)} known)",
+    )
+    parts = [_BATCH.match(str(j)) for j in job_type]
+    rows = np.arange(len(frame))
+    columns = {
+        "job_id": [f"{vc}-{r}" for r in rows] if vc else rows.astype(str),
+        "submit_time": arrival,
+        "duration": steps / tput,
+        "num_gpus": scale,
+        "model": [m["model"] if m else str(j) for m, j in zip(parts, job_type, strict=True)],
+        "batch_size": [int(m["batch"]) if m else 0 for m in parts],
+        "iterations": steps,
+        "vc": vc,
+    }
+    n_extra = int((extrapolated & checker.keep()).sum())
+    augmented = {
+        "duration": {
+            "rule": f"total_steps / isolated throughput on {worker_type} at the job's scale factor (Gavel "
+            "simulation_throughputs.json); unmeasured scale factors extrapolated linearly from the "
+            "largest measured one below",
+            "extrapolated_jobs": n_extra,
+        }
+    }
+    return finish(
+        columns,
+        checker,
+        path,
+        name=name or path.stem,
+        drop_invalid=drop_invalid,
+        meta=META,
+        attrs={"format": FORMAT, "augmented": augmented, "reference_worker_type": worker_type},
+    )
+
+
+READER = Reader(
+    FORMAT,
+    "Gavel job trace (tab-separated, 7 or 10 fields)",
+    read,
+    options=("worker_type", "throughputs", "vc"),
+    suffixes=(".trace",),
+)
