@@ -31,8 +31,8 @@ def measure(trace: str, cluster: str, scheduler: str, load: float, generated: in
     t0 = time.perf_counter()
     if generated:
         base = traces.load("philly")
-        wl = traces.generate(base, num_jobs=generated, seed=0, target_utilization=0.7,
-                             num_gpus=2490)
+        wl = traces.generate(generated, like=base, seed=0, target_utilization=0.7,
+                             cluster_gpus=2490)
     else:
         wl = traces.load(trace)
     if load != 1.0:
