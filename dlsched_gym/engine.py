@@ -354,6 +354,8 @@ class Engine:
         view = self.view
         view.new_jobs = []
         view.finished = []
+        if self.decisions and self.timeline_interval is not None and self.now >= self._next_sample:
+            self._sample()  # the state the previous decision left, before time moves on
         if self.round_seconds is not None and (self.alloc or self.cloud):
             self._arm_round()
         submit = self._submit
@@ -401,12 +403,11 @@ class Engine:
                     changed = True
             if changed:
                 self.decisions += 1
-                if self.timeline_interval is not None and self.now >= self._next_sample:
-                    self._timeline.append((self.now, len(self.queue), len(self.alloc) + len(self.cloud),
-                                           self.busy_gpus))
-                    self._next_sample = (math.floor(self.now / self.timeline_interval) + 1) \
-                        * self.timeline_interval
                 return True
+
+    def _sample(self) -> None:
+        self._timeline.append((self.now, len(self.queue), len(self.alloc) + len(self.cloud), self.busy_gpus))
+        self._next_sample = (math.floor(self.now / self.timeline_interval) + 1) * self.timeline_interval
 
     def _finish(self, j: int) -> None:
         self._settle(j)

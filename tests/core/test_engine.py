@@ -175,3 +175,14 @@ def test_reset_gives_identical_results(make_workload):
     b = eng.run(make("fifo")).jobs_frame()
     assert a.equals(b)
     assert (np.asarray(eng.state) == FINISHED).all()
+
+
+def test_timeline_records_the_state_after_each_decision(make_workload):
+    # A 4-GPU job starts at 0 and runs 1000 s; samples every 600 s are taken after decisions, so
+    # the sample at 0 already shows it running on all 4 GPUs.
+    wl = make_workload([(0, 1000, 4), (700, 10, 4)])
+    res = Engine(wl, "1x4", timeline_interval=600.0).run(make("fifo"))
+    first = res.timeline.iloc[0]
+    assert (first["time"], first["running"], first["busy_gpus"], first["queued"]) == (0.0, 1, 4, 0)
+    second = res.timeline.iloc[1]  # at 700: job 1 arrived and waits
+    assert (second["time"], second["queued"], second["busy_gpus"]) == (700.0, 1, 4)
