@@ -1,0 +1,234 @@
+"""The evaluation harness: grids, the experiment file, resuming, determinism, the leaderboard."""
+
+from __future__ import annotations
+
+import math
+import sys
+import types
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from dlsched_gym import evaluate
+from dlsched_gym.errors import ClusterSpecError, ConfigError, WorkloadError
+from dlsched_gym.evaluate import Cell, expand_grid, leaderboard, load_experiment, run_cell, run_grid
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+
+@pytest.fixture
+def trace(tmp_path) -> str:
+    """Six jobs on a 1x4 cluster: enough contention for FIFO and backfill to differ."""
+    path = tmp_path / "trace.csv"
+    path.write_text("job_id,submit_time,duration,num_gpus\n"
+                    "a,0,100,2\nb,10,50,4\nc,20,30,1\nd,25,40,2\ne,30,10,1\nf,200,60,4\n")
+    return str(path)
+
+
+def test_expand_grid_order_labels_and_keys(trace):
+    cells = expand_grid(["fifo", {"name": "fifo", "params": {"backfill": True}}], [trace], ["1x4", "2x4"],
+                        loads=[1, 2], seeds=[0, 1], agents=[{"path": "runs/ppo.zip", "label": "ppo"}])
+    assert len(cells) == 3 * 2 * 2 * 2
+    assert [c.label for c in cells[::8]] == ["fifo", "fifo[backfill=true]", "ppo"]
+    assert cells[16].scheduler == "agent:runs/ppo.zip"
+    assert expand_grid([], [trace], ["1x4"], agents=["runs/b/model.zip"])[0].label == "agent:runs/b/model.zip"
+    assert (cells[0].cluster, cells[0].load, cells[0].seed) == ("1x4", 1.0, 0)
+    assert (cells[1].cluster, cells[1].load, cells[1].seed) == ("1x4", 1.0, 1)
+    assert len({c.key for c in cells}) == len(cells)
+    assert Cell("fifo", trace, "1x4").key == Cell("fifo", trace, "1x4").key
+    assert Cell("fifo", trace, "1x4").key != Cell("fifo", trace, "1x4", seed=1).key
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, needle",
+    [
+        ({"schedulers": ["nope"]}, ConfigError, "unknown scheduler 'nope'"),
+        ({"schedulers": [{"name": "fifo", "params": {"x": 1}}]}, ConfigError, "['x']"),
+        ({"schedulers": [{"name": "fifo", "param": {}}]}, ConfigError, "schedulers[0]: unknown key"),
+        ({"schedulers": [{"name": "fifo", "params": 3}]}, ConfigError, "schedulers[0].params"),
+        ({"schedulers": []}, ConfigError, "no schedulers"),
+        ({"schedulers": ["fifo", {"name": "sjf", "label": "fifo"}]}, ConfigError, "['fifo'] used twice"),
+        ({"loads": [0]}, ConfigError, "loads"),
+        ({"seeds": [-1]}, ConfigError, "seeds"),
+        ({"seeds": [0.5]}, ConfigError, "seeds"),
+        ({"clusters": ["4by8"]}, ClusterSpecError, "4by8"),
+        ({"clusters": []}, ConfigError, "clusters"),
+        ({"placement": "scatter"}, ConfigError, "scatter"),
+        ({"overhead": -1}, ConfigError, "overhead"),
+        ({"perf": "warp"}, ConfigError, "warp"),
+    ],
+)
+def test_expand_grid_errors(trace, kwargs, error, needle):
+    args = {"schedulers": ["fifo"], "traces": [trace], "clusters": ["1x4"], **kwargs}
+    with pytest.raises(error) as info:
+        expand_grid(args.pop("schedulers"), args.pop("traces"), args.pop("clusters"), **args)
+    assert needle in str(info.value)
+
+
+def test_example_experiment_parses():
+    exp = load_experiment(EXAMPLES / "small.toml")
+    assert exp.seeds == [0, 1, 2] and exp.clusters == ["2x8-V100"]
+    assert exp.predictor == "noisy" and exp.predictor_options == {"sigma": 0.3}
+    assert [s["name"] for s in exp.schedulers] == ["fifo", "fifo", "sjf", "tiresias"]
+    assert len(exp.cells()) == 4 * 2 * 3
+
+
+@pytest.mark.parametrize(
+    "text, needles",
+    [
+        ("sedes = [0]\n", ["unknown key 'sedes'", "seeds"]),
+        ("seeds = 3\n", ["'seeds'", "a list of integers"]),
+        ("workers = 'many'\n", ["'workers'", "integer"]),
+        ("drop_invalid = 1\n", ["'drop_invalid'", "true or false"]),
+        ("perf = { sigma = 1 }\n", ["'perf'", "'name'"]),
+        ("clusters = [4]\n", ["clusters[0]", "cluster spec"]),
+        ("seeds = [0]\nworkers = = 2\n", ["invalid TOML", "line 2"]),
+    ],
+)
+def test_experiment_file_errors(tmp_path, text, needles):
+    path = tmp_path / "grid.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as info:
+        load_experiment(path)
+    for needle in needles:
+        assert needle in str(info.value)
+    assert "grid.toml" in str(info.value)
+
+
+def test_experiment_cells_errors_name_the_file(tmp_path, trace):
+    path = tmp_path / "grid.toml"
+    path.write_text(f'clusters = ["1x4"]\ntraces = ["{trace}"]\n'
+                    '[[schedulers]]\nname = "fifo"\nparams = { turbo = true }\n')
+    expected = r"grid\.toml: scheduler 'fifo': unknown parameter\(s\) \['turbo'\]"
+    with pytest.raises(ConfigError, match=expected):
+        load_experiment(path).cells()
+
+
+def test_run_cell_record(trace):
+    rec = run_cell(Cell("fifo", trace, "1x4"))
+    assert rec["metrics"]["jobs_finished"] == 6
+    assert rec["config"]["scheduler"] == "fifo" and rec["key"] == Cell("fifo", trace, "1x4").key
+    assert rec["versions"]["dlsched_gym"] and rec["wall_s"] >= 0
+
+
+def test_resume_skips_finished_cells(tmp_path, trace, monkeypatch):
+    runs = []
+    real = evaluate.simulate_cell
+
+    def counting(cell, **kwargs):
+        runs.append(cell.key)
+        return real(cell, **kwargs)
+
+    monkeypatch.setattr(evaluate, "simulate_cell", counting)
+    out = tmp_path / "res"
+    cells = expand_grid(["fifo", "fifo-backfill"], [trace], ["1x4"], seeds=[0, 1])
+    df = run_grid(cells, out, workers=1, progress=False)
+    assert len(runs) == 4 and len(df) == 4
+    df = run_grid(cells, out, workers=1, progress=False)
+    assert len(runs) == 4 and len(df) == 4
+    more = expand_grid(["fifo", "fifo-backfill"], [trace], ["1x4"], seeds=[0, 1, 2])
+    df = run_grid(more, out, workers=1, progress=False)
+    assert len(runs) == 6 and sorted(df["seed"]) == [0, 0, 1, 1, 2, 2]
+    assert len(list((out / "cells").glob("*.json"))) == 6
+    assert not list(out.rglob("*.tmp"))
+
+
+def test_deterministic_across_worker_counts(tmp_path, trace):
+    cells = expand_grid(["fifo", "fifo-backfill"], [trace], ["1x4", "2x2"], seeds=[0, 1],
+                        placement="random", predictor="noisy")
+    run_grid(cells, tmp_path / "w1", workers=1, progress=False)
+    run_grid(cells, tmp_path / "w2", workers=2, progress=False)
+    for sub in ("cells", "jobs", "timeline"):
+        files = sorted(p.name for p in (tmp_path / "w1" / sub).iterdir())
+        assert len(files) == len(cells)
+        assert files == sorted(p.name for p in (tmp_path / "w2" / sub).iterdir())
+        for name in files:
+            assert (tmp_path / "w1" / sub / name).read_bytes() == (tmp_path / "w2" / sub / name).read_bytes()
+
+
+class _FakeRay(types.ModuleType):
+    """Just enough of Ray's API for the backend: tasks run when their result is fetched."""
+
+    def __init__(self):
+        super().__init__("ray")
+        self.addresses = []
+
+    def is_initialized(self):
+        return bool(self.addresses)
+
+    def init(self, address=None):
+        self.addresses.append(address)
+
+    def remote(self, num_cpus):
+        return lambda fn: types.SimpleNamespace(remote=lambda *args: (fn, args))
+
+    def wait(self, refs, num_returns):
+        return refs[:num_returns], refs[num_returns:]
+
+    def get(self, ref):
+        fn, args = ref
+        return fn(*args)
+
+
+def test_ray_backend_gives_the_same_files(tmp_path, trace, monkeypatch):
+    fake = _FakeRay()
+    monkeypatch.setitem(sys.modules, "ray", fake)
+    cells = expand_grid(["fifo", "fifo-backfill"], [trace], ["1x4"], seeds=[0, 1], predictor="noisy")
+    run_grid(cells, tmp_path / "local", workers=1, progress=False)
+    run_grid(cells, tmp_path / "ray", workers=3, backend="ray", address="ray://head:10001", progress=False)
+    assert fake.addresses == ["ray://head:10001"]
+    for sub in ("cells", "jobs", "timeline"):
+        for f in (tmp_path / "local" / sub).iterdir():
+            assert f.read_bytes() == (tmp_path / "ray" / sub / f.name).read_bytes()
+
+
+def test_failed_cell_reported_after_the_others(tmp_path, trace):
+    cells = expand_grid(["fifo"], [trace], ["1x4", "1x2"])
+    with pytest.raises(WorkloadError, match=r"1 of 2 cells failed; first: fifo \[.*\]: .*needs 4 GPUs"):
+        run_grid(cells, tmp_path / "res", workers=1, progress=False)
+    assert evaluate.is_done(cells[0], tmp_path / "res") and not evaluate.is_done(cells[1], tmp_path / "res")
+
+
+def test_drop_invalid_cell(tmp_path, trace):
+    rec = run_cell(Cell("fifo", trace, "1x2", drop_invalid=True))
+    assert rec["metrics"]["jobs"] == 4
+    assert sum(rec["workload"]["dropped"].values()) == 2
+
+
+def test_backend_errors(tmp_path, trace, monkeypatch):
+    cells = expand_grid(["fifo"], [trace], ["1x4"])
+    with pytest.raises(ConfigError, match="unknown backend 'dask'"):
+        run_grid(cells, tmp_path, backend="dask")
+    with pytest.raises(ConfigError, match="workers"):
+        run_grid(cells, tmp_path, workers=0)
+    monkeypatch.setitem(sys.modules, "ray", None)  # makes `import ray` fail
+    with pytest.raises(ConfigError, match=r"pip install 'dlsched-gym\[ray\]'"):
+        run_grid(cells, tmp_path, backend="ray", progress=False)
+
+
+def test_leaderboard_mean_and_ci():
+    rows = [{"scheduler": s, "trace": "t", "cluster": "c", "load": 1.0, "seed": i, "avg_jct": v,
+             "p99_jct": v, "avg_queueing_delay": v, "gpu_utilization": 0.5, "wall_s": 1.0}
+            for s, vals in (("a", [1.0, 2.0, 3.0]), ("b", [0.5])) for i, v in enumerate(vals)]
+    lb = leaderboard(pd.DataFrame(rows))
+    assert lb["scheduler"].tolist() == ["b", "a"]
+    a = lb.iloc[1]
+    assert a["seeds"] == 3 and a["avg_jct_mean"] == 2.0
+    assert a["avg_jct_ci95"] == pytest.approx(4.302653 / math.sqrt(3), rel=1e-6)  # t(0.975, 2) s/sqrt(n)
+    assert math.isnan(lb.iloc[0]["avg_jct_ci95"])
+    assert "deadlines_met_mean" not in lb.columns
+    with_deadlines = leaderboard(pd.DataFrame(rows).assign(deadlines_met=0.75))
+    assert with_deadlines["deadlines_met_mean"].tolist() == [0.75, 0.75]
+    text = evaluate.to_markdown(lb)
+    assert "avg JCT (s)" in text and "2.0 ± 2.5" in text and "deadlines" not in text
+
+
+def test_atomic_write_leaves_nothing_on_failure(tmp_path):
+    def boom(tmp):
+        tmp.write_text("half")
+        raise RuntimeError("interrupted")
+
+    with pytest.raises(RuntimeError):
+        evaluate.atomic_write(tmp_path / "x.json", boom)
+    assert list(tmp_path.iterdir()) == []
