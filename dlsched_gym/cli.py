@@ -152,7 +152,8 @@ def _engine_options(p: argparse.ArgumentParser, *, defaults: bool) -> None:
            "to 8 GPUs, 60 s above)", type=_overhead_arg, metavar="SECONDS")
     option("--perf", "duration", f"performance (rate) model: {', '.join(sorted(PERF_MODELS))}",
            metavar="NAME")
-    option("--predictor", "oracle", f"duration predictor: {', '.join(sorted(PREDICTORS))}",
+    option("--predictor", "auto", "duration predictor: 'auto' (what the scheduler's paper assumes, "
+           f"e.g. history for qssf; else oracle), {', '.join(sorted(PREDICTORS))}",
            metavar="NAME")
     option("--placement", "consolidated", f"placement strategy: {', '.join(sorted(PLACEMENTS))}",
            metavar="NAME")

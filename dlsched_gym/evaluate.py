@@ -50,6 +50,9 @@ import pandas as pd
 from dlsched_gym import __version__
 from dlsched_gym.errors import ConfigError, DLSchedError, WorkloadError
 
+#: The predictor name meaning "whatever the scheduler assumes".
+AUTO_PREDICTOR = "auto"
+
 if TYPE_CHECKING:
     from dlsched_gym.workload import Workload
 
@@ -131,7 +134,9 @@ class Cell:
         load: arrival-rate factor (:meth:`Workload.scale_load`).
         seed: the engine's seed.
         perf, perf_options: the rate model and its options.
-        predictor, predictor_options: the duration predictor and its options.
+        predictor, predictor_options: the duration predictor and its options; ``"auto"`` (the
+            default) uses what the scheduler's paper assumes (its ``predictor`` attribute, e.g.
+            QSSF's history-based estimate), else the oracle.
         placement: the placement strategy for ``Start`` ops without GPUs.
         overhead: restart overhead after a preemption: seconds, or ``"lucid"`` (40 s up to 8 GPUs,
             60 s above).
@@ -149,7 +154,7 @@ class Cell:
     seed: int = 0
     perf: str = "duration"
     perf_options: Mapping[str, Any] = dataclasses.field(default_factory=dict)
-    predictor: str = "oracle"
+    predictor: str = AUTO_PREDICTOR
     predictor_options: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     placement: str = "consolidated"
     overhead: float | str = 0.0
@@ -216,7 +221,7 @@ def expand_grid(
     agents: Iterable[str | Mapping[str, Any]] = (),
     perf: str = "duration",
     perf_options: Mapping[str, Any] | None = None,
-    predictor: str = "oracle",
+    predictor: str = AUTO_PREDICTOR,
     predictor_options: Mapping[str, Any] | None = None,
     placement: str = "consolidated",
     overhead: float | str = 0.0,
@@ -274,7 +279,8 @@ def expand_grid(
             raise ConfigError(f"{what}: expected at least one value")
     if placement not in PLACEMENTS:
         raise ConfigError(f"unknown placement {placement!r}; expected one of {sorted(PLACEMENTS)}")
-    make_predictor(predictor, **dict(predictor_options or {}))
+    if predictor != AUTO_PREDICTOR:
+        make_predictor(predictor, **dict(predictor_options or {}))
     _perf_model(perf, perf_options or {})
     return [
         Cell(scheduler=r["scheduler"], params=r["params"], label=r["label"], trace=trace,
@@ -441,6 +447,11 @@ def make_scheduler(cell: Cell) -> Any:
     return baselines.make(cell.scheduler, **cell.params)
 
 
+def resolve_predictor(name: str, scheduler: Any) -> str:
+    """``name``, or for ``"auto"`` the scheduler's own ``predictor`` attribute (else oracle)."""
+    return getattr(scheduler, "predictor", "oracle") if name == AUTO_PREDICTOR else name
+
+
 def simulate_cell(cell: Cell, *, progress: bool = False) -> CellOutput:
     """Run one cell and return its :class:`CellOutput` (nothing is written)."""
     from dlsched_gym.engine import Engine
@@ -453,7 +464,8 @@ def simulate_cell(cell: Cell, *, progress: bool = False) -> CellOutput:
     t0 = time.perf_counter()
     engine = Engine(wl, cell.cluster, placement=cell.placement,
                     perf=_perf_model(cell.perf, cell.perf_options),
-                    predictor=make_predictor(cell.predictor, **cell.predictor_options),
+                    predictor=make_predictor(resolve_predictor(cell.predictor, scheduler),
+                                             **cell.predictor_options),
                     restart_overhead=_overhead(cell.overhead), seed=cell.seed)
     result = engine.run(scheduler, progress=progress)
     wall = time.perf_counter() - t0
@@ -729,7 +741,7 @@ class Experiment:
         workers = 4                    # optional; default: one process per CPU
         backend = "local"              # or "ray", with address = "ray://..."
         placement = "consolidated"     # optional engine options
-        predictor = "oracle"           # or { name = "noisy", sigma = 0.3 }
+        predictor = "auto"             # or "oracle", or { name = "noisy", sigma = 0.3 }
         overhead = 0                   # restart overhead (s) or "lucid"
         drop_invalid = false
         perf = { name = "duration" }   # other keys are the model's options
@@ -760,7 +772,7 @@ class Experiment:
     seeds: list[int] = dataclasses.field(default_factory=lambda: [0])
     perf: str = "duration"
     perf_options: dict[str, Any] = dataclasses.field(default_factory=dict)
-    predictor: str = "oracle"
+    predictor: str = AUTO_PREDICTOR
     predictor_options: dict[str, Any] = dataclasses.field(default_factory=dict)
     placement: str = "consolidated"
     overhead: float | str = 0.0
