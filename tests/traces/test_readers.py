@@ -331,7 +331,8 @@ def test_gavel_bad_input(tmp_path):
 def test_pcs_columns():
     wl = traces.load(FIX / "pcs_trace.csv", vc="6214e9")
     assert col(wl, "job_id") == ["6214e9-0", "6214e9-1", "6214e9-2"]
-    assert col(wl, "duration") == pytest.approx([3613015.0, 3879832.0, 3877586.0])
+    # service is the 1-GPU service time: run time on num_jobs GPUs = service / num_jobs
+    assert col(wl, "duration") == pytest.approx([3613015.0, 3879832.0 / 2, 3877586.0 / 8])
     assert col(wl, "num_gpus") == [1, 2, 8]
     assert col(wl, "model") == ["TransformerModel256", "VggnetModel256", "Resnet50Model128"]
     assert col(wl, "vc") == ["6214e9"] * 3
