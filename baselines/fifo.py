@@ -8,7 +8,6 @@ and tries the next ones. Non-preemptive. Inputs: arrival order and GPU counts on
 from __future__ import annotations
 
 from dlsched_gym.baselines.registry import register
-
 from dlsched_gym.scheduler import Start
 
 
