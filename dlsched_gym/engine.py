@@ -579,14 +579,19 @@ class Engine:
                    "end_time", "queued_since", "run_since", "exec_acc", "attained_acc", "preemptions",
                    "restart_pending", "run_gpus", "job_region")
 
-    def clone(self, *, arrivals: bool = True) -> Engine:
+    def clone(self, *, arrivals: bool = True, work: str = "true") -> Engine:
         """An independent copy of the current state, for what-if forward simulation.
 
         With ``arrivals=False`` the copy sees no job submitted after now (the clone answers "when
-        would the jobs already here finish?", as PCS's completion-time predictions do). Drive the
-        copy with :meth:`continue_run`. The workload, cluster and perf model are shared (they are
-        read-only during a run); the predictor and placement are copied.
+        would the jobs already here finish?", as PCS's completion-time predictions do). With
+        ``work="predicted"`` every unfinished job's total work is the predictor's duration instead
+        of the truth (at least what it has already done), so a forecast knows no more than the
+        experiment's predictor. Drive the copy with :meth:`continue_run`. The workload, cluster
+        and perf model are shared (they are read-only during a run); the predictor and placement
+        are copied.
         """
+        if work not in ("true", "predicted"):
+            raise ValueError(f"clone: work must be 'true' or 'predicted', got {work!r}")
         new = copy.copy(self)
         for name in self._LIST_STATE:
             setattr(new, name, list(getattr(self, name)))
@@ -607,6 +612,14 @@ class Engine:
         new.scheduler = None
         if not arrivals:
             new._arrival_limit = self._next_arrival
+        if work == "predicted":
+            new._work = list(self._work)
+            for j in range(self.jobs.n):
+                s = self.state[j]
+                if s in (FUTURE, QUEUED, RUNNING):
+                    new._work[j] = max(self.predictor.duration(j), self.work_done(j))
+            for j in list(new.alloc) + list(new.cloud):
+                new._reschedule(j)
         return new
 
     # ------------------------------------------------------------------ ops
@@ -802,9 +815,11 @@ class Engine:
         self.reset(scheduler)
         return self.continue_run(scheduler, progress=progress)
 
-    def continue_run(self, scheduler: Scheduler, *, progress: bool = False) -> SimResult:
+    def continue_run(self, scheduler: Scheduler, *, progress: bool = False,
+                     result: bool = True) -> SimResult | None:
         """Drive the simulation from its current state to the end under ``scheduler`` (after
-        :meth:`reset`, or on a :meth:`clone`, whose scheduler is not reset)."""
+        :meth:`reset`, or on a :meth:`clone`, whose scheduler is not reset). ``result=False``
+        skips building the :class:`SimResult` (read the engine's state instead)."""
         if scheduler is not self.scheduler:
             self._bind(scheduler)
         view = self.view
@@ -827,7 +842,7 @@ class Engine:
         if bar is not None:
             bar.update(self.finished_count + self.rejected_count - shown)
             bar.close()
-        return self.result(scheduler.name)
+        return self.result(scheduler.name) if result else None
 
     def result(self, scheduler_name: str = "") -> SimResult:
         """Snapshot of the per-job outcome and the time integrals so far."""

@@ -329,6 +329,12 @@ class ClusterView:
         of the jobs table; metrics use known names (see :mod:`dlsched_gym.metrics`)."""
         self._engine.annotate(job, name, value)
 
+    def what_if(self, *, arrivals: bool = False, work: str = "predicted") -> Engine:
+        """An independent copy of the engine's current state for forward simulation
+        (:meth:`Engine.clone`): by default without future arrivals and with every unfinished job's
+        work taken from the predictor, so a forecast knows what the scheduler may know."""
+        return self._engine.clone(arrivals=arrivals, work=work)
+
     # -- planning ------------------------------------------------------------------------
     def plan(self) -> Plan:
         """A scratch copy of the free-GPU state for planning several ops."""

@@ -141,3 +141,20 @@ def test_pool_events_after_the_last_job_do_not_dilute_utilization(make_workload)
     res = Engine(make_workload([(0, 100, 1)]), spec).run(make("fifo"))
     # 1 busy GPU of 2 available over 0-100
     assert summarize(res)["gpu_utilization"] == pytest.approx(0.5)
+
+
+def test_what_if_with_predicted_work_knows_only_the_predictor(make_workload):
+    # One 100 s job; the "noisy" predictor's estimate differs from 100. A clone with predicted work
+    # finishes it at the predicted duration, a clone with true work at 100.
+    wl = make_workload([(0, 100, 1)])
+    eng = Engine(wl, "1x1", predictor="noisy")
+    eng.reset()
+    assert eng.next_decision()
+    eng.apply([Start(0)])
+    guess = eng.predictor.duration(0)
+    assert guess != 100.0
+    predicted = eng.view.what_if()
+    predicted.continue_run(make("fifo"), result=False)
+    true = eng.clone(arrivals=False)
+    true.continue_run(make("fifo"), result=False)
+    assert predicted.end_time[0] == pytest.approx(guess) and true.end_time[0] == 100.0
