@@ -1,0 +1,332 @@
+"""Training DLCluster agents with stable-baselines3: vectorized envs, TensorBoard logs, checkpoints
+and resume, periodic held-out evaluation against a baseline, and an optional behaviour-cloning
+warm start from any baseline scheduler.
+
+Output directory layout (``train(..., out_dir=D)``)::
+
+    D/config.json            algorithm, env id and options, seeds, timesteps
+    D/model.zip              the final model
+    D/best_model.zip         the model with the best held-out average JCT so far
+    D/checkpoints/*.zip      periodic checkpoints (``resume=True`` continues from the newest)
+    D/evaluations.csv        timesteps, agent and baseline average JCT on the held-out windows
+    D/monitor.csv            per-episode return, length and average JCT (VecMonitor)
+    D/tb/                    TensorBoard logs
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import re
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch as th
+from stable_baselines3.common.callbacks import BaseCallback, CallbackList, CheckpointCallback
+from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecMonitor, VecNormalize
+
+from dlsched_gym import baselines
+from dlsched_gym.agents.networks import DeepSetsExtractor, SlotActorCriticPolicy, SlotMaskablePolicy
+from dlsched_gym.agents.policies import SchedulerPolicy, algorithms, rollout
+from dlsched_gym.engine import Engine
+from dlsched_gym.errors import ConfigError
+from dlsched_gym.metrics import summarize
+
+
+def _make_env(env_id: str, env_kwargs: Mapping[str, Any]) -> Callable[[], gym.Env]:
+    def init() -> gym.Env:
+        import dlsched_gym  # noqa: F401  (registers the env ids in a fresh subprocess)
+
+        return gym.make(env_id, **env_kwargs)
+
+    return init
+
+
+def make_vec_env(env_id: str, env_kwargs: Mapping[str, Any] | None, n_envs: int, seed: int,
+                 monitor_file: str | None = None):
+    """``n_envs`` copies of the env (SubprocVecEnv, or DummyVecEnv for one) seeded ``seed + i``,
+    wrapped in a VecMonitor that logs each episode's ``avg_jct``."""
+    if n_envs < 1:
+        raise ConfigError(f"n_envs must be >= 1, got {n_envs}")
+    fns = [_make_env(env_id, dict(env_kwargs or {})) for _ in range(n_envs)]
+    vec = DummyVecEnv(fns) if n_envs == 1 else SubprocVecEnv(fns)
+    vec.seed(seed)
+    return VecMonitor(vec, filename=monitor_file, info_keywords=("avg_jct",))
+
+
+def _policy_for(algo: str, action_mode: str) -> tuple[Any, dict]:
+    if algo == "dqn":
+        if action_mode != "discrete":
+            raise ConfigError("dqn needs action_mode='discrete'")
+        return "MultiInputPolicy", {"features_extractor_class": DeepSetsExtractor, "net_arch": [64]}
+    if algo == "maskable_ppo":
+        if action_mode != "discrete":
+            raise ConfigError("maskable_ppo needs action_mode='discrete' (use ppo for 'priority')")
+        return SlotMaskablePolicy, {}
+    return SlotActorCriticPolicy, {}
+
+
+class HeldOutEvaluation(BaseCallback):
+    """At the start and every ``eval_freq`` timesteps, play the model on fixed held-out windows and
+    compare its average JCT with a baseline's on the same windows (logged as ``eval/*`` in
+    TensorBoard, appended to ``evaluations.csv``; the best model is saved as ``best_model.zip``)."""
+
+    def __init__(self, env_id: str, env_kwargs: Mapping[str, Any], eval_freq: int, out_dir: Path,
+                 n_windows: int = 4, baseline: str = "fifo", seed: int = 10_000) -> None:
+        super().__init__()
+        self.env = gym.make(env_id, **env_kwargs)
+        starts = self.env.unwrapped.starts
+        self.starts = [int(s) for s in starts[np.linspace(0, len(starts) - 1, n_windows).astype(int)]]
+        self.eval_freq = int(eval_freq)
+        self.out_dir = out_dir
+        self.seed = seed
+        self.baseline = baseline
+        self.best = float("inf")
+        self._last = 0
+        self.baseline_jct = float(np.mean([self._baseline_jct(s) for s in self.starts]))
+
+    def _baseline_jct(self, start: int) -> float:
+        """The baseline's average JCT on the window, in the plain engine with the env's settings
+        (inside the env it could only start visible jobs)."""
+        env = self.env.unwrapped
+        env.reset(seed=self.seed, options={"start": start})
+        engine = Engine(env.engine.workload, env.cluster_spec, placement=env.placement_option,
+                        perf=env.perf, predictor=env.predictor_name)
+        return summarize(engine.run(baselines.make(self.baseline)))["avg_jct"]
+
+    def evaluate(self) -> float:
+        """Mean average JCT of the current model on the held-out windows."""
+        return float(np.mean([rollout(self.model, self.env, seed=self.seed, start=s)["avg_jct"]
+                              for s in self.starts]))
+
+    def _on_training_start(self) -> None:
+        self._last = self.num_timesteps
+        self._record()
+
+    def _on_step(self) -> bool:
+        if self.num_timesteps - self._last >= self.eval_freq:
+            self._last = self.num_timesteps
+            self._record()
+        return True
+
+    def _record(self) -> None:
+        jct = self.evaluate()
+        self.logger.record("eval/avg_jct", jct)
+        self.logger.record(f"eval/{self.baseline}_avg_jct", self.baseline_jct)
+        self.logger.record(f"eval/jct_over_{self.baseline}", jct / self.baseline_jct)
+        path = self.out_dir / "evaluations.csv"
+        new = not path.exists()
+        with open(path, "a", newline="") as f:
+            w = csv.writer(f)
+            if new:
+                w.writerow(["timesteps", "avg_jct", f"{self.baseline}_avg_jct"])
+            w.writerow([self.num_timesteps, jct, self.baseline_jct])
+        if jct < self.best:
+            self.best = jct
+            _atomic_save(self.model, self.out_dir / "best_model.zip")
+
+
+class _ProgressBar(BaseCallback):
+    """A tqdm bar over timesteps (SB3's own needs ``rich``)."""
+
+    def __init__(self, total: int) -> None:
+        super().__init__()
+        self.total = total
+
+    def _on_training_start(self) -> None:
+        from tqdm import tqdm
+
+        self.bar = tqdm(total=self.total, initial=self.model.num_timesteps, unit="step")
+
+    def _on_step(self) -> bool:
+        self.bar.update(self.model.num_timesteps - self.bar.n)
+        return True
+
+    def _on_training_end(self) -> None:
+        self.bar.close()
+
+
+def _atomic_save(model, path: Path) -> None:
+    tmp = path.with_name(path.stem + ".tmp.zip")
+    model.save(str(tmp))
+    os.replace(tmp, path)
+
+
+def _latest_checkpoint(folder: Path) -> Path | None:
+    best, best_steps = None, -1
+    for p in folder.glob("model_*_steps.zip"):
+        m = re.fullmatch(r"model_(\d+)_steps\.zip", p.name)
+        if m and int(m.group(1)) > best_steps:
+            best, best_steps = p, int(m.group(1))
+    return best
+
+
+def collect_demonstrations(teacher, env_id: str, env_kwargs: Mapping[str, Any] | None, steps: int,
+                           seed: int = 0) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
+    """Play ``teacher`` (a baseline name or Scheduler) for ``steps`` env steps; returns stacked
+    observations, actions and action masks."""
+    env = gym.make(env_id, **dict(env_kwargs or {}))
+    policy = SchedulerPolicy(teacher, env, seed=seed)
+    obs, _ = env.reset(seed=seed)
+    keys = list(obs)
+    buf: dict[str, list] = {k: [] for k in keys}
+    actions, masks = [], []
+    for _ in range(steps):
+        mask = env.unwrapped.action_masks()
+        action, _ = policy.predict(obs)
+        for k in keys:
+            buf[k].append(obs[k])
+        actions.append(int(action))
+        masks.append(mask)
+        obs, _, terminated, truncated, _ = env.step(action)
+        if terminated or truncated:
+            obs, _ = env.reset()
+    env.close()
+    return {k: np.stack(v) for k, v in buf.items()}, np.array(actions), np.stack(masks)
+
+
+def behaviour_cloning(model, teacher, env_id: str, env_kwargs: Mapping[str, Any] | None = None, *,
+                      steps: int = 5000, epochs: int = 5, batch_size: int = 256, lr: float = 1e-3,
+                      seed: int = 0) -> float:
+    """Warm-start ``model``'s policy by imitating ``teacher`` (maximum likelihood of its actions,
+    under the action masks for MaskablePPO). Actor-critic algorithms only. Returns the final
+    mean negative log-likelihood."""
+    if not hasattr(model.policy, "evaluate_actions"):
+        raise ConfigError("behaviour cloning needs an actor-critic algorithm (maskable_ppo, ppo, a2c)")
+    obs, actions, masks = collect_demonstrations(teacher, env_id, env_kwargs, steps, seed)
+    policy = model.policy
+    policy.set_training_mode(True)
+    opt = th.optim.Adam(policy.parameters(), lr=lr)
+    rng = np.random.default_rng(seed)
+    maskable = "action_masks" in policy.evaluate_actions.__code__.co_varnames
+    loss_value = float("nan")
+    for _ in range(epochs):
+        order = rng.permutation(len(actions))
+        losses = []
+        for i in range(0, len(order), batch_size):
+            idx = order[i:i + batch_size]
+            batch = {k: th.as_tensor(v[idx], device=policy.device) for k, v in obs.items()}
+            act = th.as_tensor(actions[idx], device=policy.device)
+            if maskable:
+                _, logp, _ = policy.evaluate_actions(batch, act, action_masks=masks[idx])
+            else:
+                _, logp, _ = policy.evaluate_actions(batch, act)
+            loss = -logp.mean()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            losses.append(float(loss.detach()))
+        loss_value = float(np.mean(losses))
+    policy.set_training_mode(False)
+    return loss_value
+
+
+def train(algo: str = "maskable_ppo", env_id: str = "DLCluster-v0",
+          env_kwargs: Mapping[str, Any] | None = None, timesteps: int = 100_000, n_envs: int = 4,
+          seed: int = 0, out_dir: str | Path = "runs/agent", progress: bool = True, resume: bool = False,
+          eval_freq: int = 20_000, eval_windows: int = 4, eval_baseline: str = "fifo",
+          checkpoint_freq: int | None = None, bc_teacher: Any = None, bc_steps: int = 5000,
+          bc_epochs: int = 5, normalize_reward: bool = True,
+          policy_kwargs: Mapping[str, Any] | None = None, algo_kwargs: Mapping[str, Any] | None = None,
+          torch_threads: int | None = 1) -> Path:
+    """Train an agent on ``env_id`` and return the output directory (see the module docstring).
+
+    Args:
+        algo: ``maskable_ppo`` (default), ``ppo``, ``a2c`` or ``dqn``. Algorithms without masks get
+            ``invalid_action="wait"`` unless ``env_kwargs`` says otherwise.
+        env_id: a registered DLCluster id.
+        env_kwargs: env options; training uses ``split="train"`` and evaluation ``split="test"``
+            unless ``env_kwargs`` sets ``split`` or ``windows``.
+        timesteps: total env steps (over all envs).
+        n_envs: parallel envs (SubprocVecEnv when > 1), seeded ``seed + i``.
+        seed: seeds the model and the envs.
+        out_dir: where logs, checkpoints and models go.
+        progress: show a progress bar.
+        resume: continue from the newest checkpoint in ``out_dir`` (to ``timesteps`` in total).
+        eval_freq: evaluate on held-out windows every this many timesteps (0: never).
+        eval_windows: number of held-out windows.
+        eval_baseline: the baseline the evaluation compares with.
+        checkpoint_freq: timesteps between checkpoints (default ``eval_freq`` or 10,000).
+        bc_teacher: warm-start by behaviour cloning of this baseline (a name such as ``"fifo"``, or a
+            Scheduler instance).
+        bc_steps: demonstration steps for the warm start.
+        bc_epochs: passes over the demonstrations.
+        normalize_reward: scale rewards by a running estimate of the return's spread
+            (``VecNormalize(norm_obs=False)``); observations are never normalized, so a saved model
+            needs no statistics at inference.
+        policy_kwargs, algo_kwargs: passed to the SB3 algorithm.
+        torch_threads: ``torch.set_num_threads`` for this process (small networks train fastest on
+            one thread); None leaves it alone.
+    """
+    algos = algorithms()
+    if algo not in algos:
+        raise ConfigError(f"unknown algorithm {algo!r}; expected one of {sorted(algos)}")
+    if torch_threads is not None:
+        th.set_num_threads(torch_threads)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    kwargs = dict(env_kwargs or {})
+    if algo != "maskable_ppo":
+        kwargs.setdefault("invalid_action", "wait")
+    pinned = "windows" in kwargs or "split" in kwargs
+    train_kwargs = kwargs if pinned else {**kwargs, "split": "train"}
+    eval_kwargs = kwargs if pinned else {**kwargs, "split": "test"}
+    action_mode = kwargs.get("action_mode", "discrete")
+    policy, default_pk = _policy_for(algo, action_mode)
+
+    config = {"algo": algo, "env_id": env_id, "timesteps": timesteps, "n_envs": n_envs, "seed": seed,
+              "env_kwargs": {k: (v if isinstance(v, (int, float, str, list, tuple, dict, type(None)))
+                                 else repr(v)) for k, v in kwargs.items()},
+              "bc_teacher": getattr(bc_teacher, "name", bc_teacher), "eval_baseline": eval_baseline}
+    tmp = out / "config.json.tmp"
+    tmp.write_text(json.dumps(config, indent=2))
+    os.replace(tmp, out / "config.json")
+
+    vec = make_vec_env(env_id, train_kwargs, n_envs, seed, str(out / "monitor.csv"))
+    if normalize_reward:
+        vec = VecNormalize(vec, norm_obs=False, norm_reward=True,
+                           gamma=float(dict(algo_kwargs or {}).get("gamma", 0.99)))
+    ckpt_dir = out / "checkpoints"
+    latest = _latest_checkpoint(ckpt_dir) if resume else None
+    cls = algos[algo]
+    if latest is not None:
+        model = cls.load(str(latest), env=vec, tensorboard_log=str(out / "tb"), device="cpu")
+    else:
+        model = cls(policy, vec, seed=seed, verbose=0, tensorboard_log=str(out / "tb"), device="cpu",
+                    policy_kwargs={**default_pk, **dict(policy_kwargs or {})}, **dict(algo_kwargs or {}))
+        if bc_teacher:
+            behaviour_cloning(model, bc_teacher, env_id, train_kwargs, steps=bc_steps, epochs=bc_epochs,
+                              seed=seed)
+    callbacks: list[BaseCallback] = []
+    every = checkpoint_freq or eval_freq or 10_000
+    callbacks.append(CheckpointCallback(save_freq=max(every // n_envs, 1), save_path=str(ckpt_dir),
+                                        name_prefix="model"))
+    if eval_freq:
+        callbacks.append(HeldOutEvaluation(env_id, eval_kwargs, eval_freq, out, eval_windows,
+                                           eval_baseline, seed=seed + 10_000))
+    if progress:
+        callbacks.append(_ProgressBar(timesteps))
+    remaining = timesteps - model.num_timesteps
+    if remaining > 0:
+        model.learn(remaining, callback=CallbackList(callbacks), reset_num_timesteps=latest is None,
+                    tb_log_name="run")
+    _atomic_save(model, out / "model.zip")
+    vec.close()
+    return out
+
+
+def evaluate_model(model, env_id: str = "DLCluster-v0", env_kwargs: Mapping[str, Any] | None = None,
+                   starts: Sequence[int] | None = None, seed: int = 0) -> list[dict[str, Any]]:
+    """Episode summaries of ``model`` (or a baseline name) on the env's windows ``starts``."""
+    env = gym.make(env_id, **dict(env_kwargs or {}))
+    player = SchedulerPolicy(model, env, seed=seed) if isinstance(model, str) else model
+    starts = list(env.unwrapped.starts[:1]) if starts is None else list(starts)
+    return [rollout(player, env, seed=seed, start=s) for s in starts]
+
+
+__all__ = ["HeldOutEvaluation", "behaviour_cloning", "collect_demonstrations", "evaluate_model",
+           "make_vec_env", "train"]

@@ -1,0 +1,689 @@
+"""``DLCluster-v0``: the cluster simulator as a Gymnasium environment.
+
+An episode is a window of consecutive jobs from a trace (sampled with the env's seeded RNG),
+replayed on a cluster by the :class:`~dlsched_gym.engine.Engine`. The agent makes the engine's
+start decisions; everything else (arrivals, completions, placement) is the engine's.
+
+**Decision** (``action_mode="discrete"``, the default): ``Discrete(K + 1)``. Action ``i < K`` starts
+the ``i``-th visible queued job (the first ``K`` jobs of the queue in arrival order) where the
+configured placement strategy puts it; action ``K`` is WAIT, which advances the engine to its next
+decision point (the next arrival or completion). Several jobs can start at one instant; the clock
+only moves on WAIT, or by itself while no visible job fits (the agent is only asked when it has a
+real choice). :meth:`DLClusterEnv.action_masks` says which actions are valid: a slot is valid when
+it holds a job that fits now; WAIT always is.
+
+With ``action_mode="priority"`` the action is a ``Box(-1, 1, (K,))`` of scores; at each decision
+point the env tries the visible jobs in descending score order (ties: queue order) and starts every
+one that fits, then advances to the next decision point.
+
+**Observation** (``Dict``, float32, every entry in [0, 1]):
+
+- ``queue`` (K x 8), one row per visible slot: valid bit, fits-now bit, GPUs requested
+  (``log2(1+g) / log2(1+total GPUs)``), waiting time, predicted duration, predicted GPU-time (times
+  through :func:`squash_seconds`), the slot's rank ``i / K``, and the share of free GPUs the job
+  would take (1 when none are free). Empty slots are all zeros.
+- ``cluster`` (11): fraction of nodes in each of 9 free-GPU buckets (bucket ``b`` holds nodes with
+  ``ceil(8 x free / max node size) = b``), GPU utilization, largest free block / largest node.
+- ``running`` (4): running jobs / total GPUs, smallest and mean predicted remaining time of the
+  running jobs, and their predicted remaining GPU-seconds over ``total GPUs x 30 days``.
+- ``overflow`` (4): queued jobs beyond the window (``log1p(n) / log1p(1000)``), their GPUs / total
+  GPUs, jobs not yet arrived / jobs in the episode, queue length (``log1p(n) / log1p(1000)``).
+
+Durations come from the configured ``predictor`` (``oracle`` by default, like the engine's: say so
+when comparing with schedulers that do not know durations). :class:`FlattenObservation` gives a
+plain ``Box`` for ``MlpPolicy``.
+
+**Reward**, paid whenever the clock moves (a step that only starts jobs earns 0):
+``-(jobs in system) x dt / scale + util_weight x (busy GPUs / total GPUs) x dt / scale``, from the
+engine's integrals (:func:`dlsched_gym.metrics.reward_terms`). Over a whole episode the first term
+sums to minus the total JCT over ``scale``, so maximizing return minimizes average JCT. ``info``
+carries both terms of the step (``reward_jct``, ``reward_util``), the clock and running counts; at
+the end of an episode ``info["episode_summary"]`` holds :func:`dlsched_gym.metrics.summarize` of the
+episode, and ``info["avg_jct"]``/``info["gpu_utilization"]`` its two main numbers.
+
+**Stalls.** If the agent WAITs while nothing runs and no job is left to arrive, no event would ever
+come. The env then starts the first visible job that fits instead (a *forced start*, counted in
+``info["forced_starts"]``) so that an agent can never end an episode early by idling (which would
+also dodge the JCT penalty). If no queued job could ever fit (an elastic job larger than the
+cluster), the episode ends with ``truncated=True`` and ``info["stalled"] = True``.
+
+Invalid actions raise :class:`InvalidActionError` (``invalid_action="raise"``, the default) or
+become WAIT, counted in ``info["invalid_actions"]`` (``invalid_action="wait"``).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import OrderedDict
+from collections.abc import Iterable, Mapping, Sequence
+from itertools import islice
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+from dlsched_gym.cluster import ClusterSpec, make_cluster
+from dlsched_gym.engine import Engine
+from dlsched_gym.errors import ConfigError, DLSchedError
+from dlsched_gym.metrics import reward_terms, summarize
+from dlsched_gym.placement import Placement, make_placement
+from dlsched_gym.scheduler import Start
+from dlsched_gym.workload import Workload
+
+#: Default trace and cluster: Philly VC 103959 (64 GPUs; the VC ElasticFlow's Philly trace uses).
+#: At its recorded size the VC's arrivals (long-run load 0.31) rarely queue; at 4x the arrival rate
+#: 256-job windows reach ~0.7 GPU utilization and FIFO's queueing delay dominates JCT (FIFO ~58 ks,
+#: shortest-job-first ~35 ks average JCT), so ordering decisions matter.
+DEFAULT_TRACE = "philly-vc/103959"
+DEFAULT_LOAD = 4.0
+DEFAULT_EPISODE_JOBS = 256
+
+#: Number of per-slot job features in the ``queue`` observation.
+JOB_FEATURES = 8
+#: Free-GPU histogram buckets in the ``cluster`` observation.
+FREE_BUCKETS = 9
+CLUSTER_FEATURES = FREE_BUCKETS + 2
+RUNNING_FEATURES = 4
+OVERFLOW_FEATURES = 4
+#: Times are squashed with ``log1p(t / 60) / log1p(TIME_CAP / 60)``, clipped to 1.
+TIME_CAP = 30 * 86400.0
+_LOG_TIME_CAP = math.log1p(TIME_CAP / 60.0)
+_LOG_COUNT_CAP = math.log1p(1000.0)
+
+#: How the visible window is chosen from the queue.
+WINDOW_ORDERS = ("arrival", "duration")
+
+#: Fraction of a trace (by job index) whose windows ``split="train"`` draws from; ``"test"``
+#: windows start after it, so the two never share a job.
+TRAIN_FRACTION = 0.8
+
+
+class InvalidActionError(DLSchedError, ValueError):
+    """The agent chose an action the mask forbids (empty slot, or a job that does not fit)."""
+
+
+def squash_seconds(t: np.ndarray | float) -> np.ndarray | float:
+    """Map seconds to [0, 1]: ``log1p(t/60) / log1p(30 days / 60)``, clipped (negative -> 0)."""
+    return np.minimum(np.log1p(np.maximum(t, 0.0) / 60.0) / _LOG_TIME_CAP, 1.0)
+
+
+def _squash(t: float) -> float:
+    """:func:`squash_seconds` of one number."""
+    return min(math.log1p(t / 60.0) / _LOG_TIME_CAP, 1.0) if t > 0 else 0.0
+
+
+class ObservationBuilder:
+    """Builds observations and masks from a cluster state.
+
+    Used by :class:`DLClusterEnv` on the engine's live state and by
+    :class:`dlsched_gym.agents.PolicyScheduler` on a :class:`~dlsched_gym.scheduler.Plan`, so an agent
+    sees the same numbers in both. Buffers are preallocated; :meth:`observe` returns fresh copies.
+
+    Args:
+        spec: the cluster.
+        placement: the strategy that places started jobs (decides what "fits" means).
+        window: K, the number of visible queue slots.
+        window_order: ``"arrival"``: the first K queued jobs in queue order; ``"duration"``: the K
+            queued jobs with the shortest predicted duration (ties: queue order), shortest first.
+    """
+
+    def __init__(self, spec: ClusterSpec, placement: Placement, window: int,
+                 window_order: str = "arrival") -> None:
+        if window_order not in WINDOW_ORDERS:
+            raise ConfigError(f"window_order must be one of {WINDOW_ORDERS}, got {window_order!r}")
+        self.by_duration = window_order == "duration"
+        self.spec = spec
+        self.placement = placement
+        self.K = int(window)
+        self.num_gpus = spec.num_gpus
+        self.max_node = spec.max_node_gpus
+        self.num_nodes = spec.num_nodes
+        self._log_gpus = math.log2(1 + self.num_gpus)
+        # Fast "fits" rules for the bundled strategies; anything else is asked per slot.
+        self._fit_rule = {"consolidated": "node", "first-fit": "total", "spread": "total",
+                          "random": "total"}.get(getattr(placement, "name", ""), "ask")
+        K = self.K
+        self.queue = np.zeros((K, JOB_FEATURES), dtype=np.float32)
+        self.cluster = np.zeros(CLUSTER_FEATURES, dtype=np.float32)
+        self.running = np.zeros(RUNNING_FEATURES, dtype=np.float32)
+        self.overflow = np.zeros(OVERFLOW_FEATURES, dtype=np.float32)
+        self.mask = np.zeros(K + 1, dtype=bool)
+        self.slots = np.zeros(0, dtype=np.int64)
+        self._rank = np.arange(K, dtype=np.float32) / K
+        self._bucket_of = np.ceil(np.arange(self.max_node + 1) * 8 / self.max_node).astype(np.int64)
+
+    def bind(self, num_gpus_req: np.ndarray, submit_time: np.ndarray) -> None:
+        """Attach an episode's static job arrays (GPUs requested, submit times)."""
+        self.req = np.asarray(num_gpus_req, dtype=np.int64)
+        self.submit = np.asarray(submit_time, dtype=np.float64)
+        n = len(self.req)
+        self.num_jobs = max(n, 1)
+        self.pred = np.zeros(n, dtype=np.float64)
+        self.pred_end = np.zeros(n, dtype=np.float64)
+        self.pred_end_gpus = np.zeros(n, dtype=np.float64)
+        # Per-job rows of the features that do not depend on the clock or the cluster.
+        self.rows = np.zeros((n, JOB_FEATURES), dtype=np.float32)
+        self.rows[:, 0] = 1.0
+        self.rows[:, 2] = np.log2(1.0 + self.req) / self._log_gpus
+        self.slots = np.zeros(0, dtype=np.int64)
+        self._all_small = n == 0 or int(self.req.max()) <= self.max_node
+
+    def predict(self, jobs: Sequence[int], predict_duration) -> None:
+        """Store ``predict_duration(j)`` for ``jobs`` (all jobs once for a fixed predictor, else the
+        visible window before each :meth:`update`)."""
+        idx = np.asarray(jobs, dtype=np.int64)
+        if len(idx) == 0:
+            return
+        p = np.fromiter((predict_duration(j) for j in idx.tolist()), dtype=np.float64, count=len(idx))
+        self.pred[idx] = p
+        self.rows[idx, 4] = squash_seconds(p)
+        self.rows[idx, 5] = squash_seconds(p * self.req[idx])
+
+    def started(self, job: int, now: float) -> None:
+        """Record that ``job`` starts at ``now`` (for the running-jobs summary)."""
+        end = now + self.pred[job]
+        self.pred_end[job] = end
+        self.pred_end_gpus[job] = end * self.req[job]
+
+    def fits(self, jobs: np.ndarray, node_free: np.ndarray, free_gpus: int,
+             gpu_load: np.ndarray) -> np.ndarray:
+        """Bool array: does each job fit on the given free-GPU state with the placement?"""
+        g = self.req[jobs]
+        if self._fit_rule == "total":
+            return g <= free_gpus
+        if self._fit_rule == "node":
+            largest = node_free.max()
+            if self._all_small:
+                return g <= largest
+            return np.where(g <= self.max_node, g <= largest, g <= free_gpus)
+        return np.array([g_ <= free_gpus and self.placement.place(int(g_), node_free, gpu_load,
+                                                                  self.spec, int(j)) is not None
+                         for j, g_ in zip(jobs.tolist(), g.tolist())], dtype=bool)
+
+    def update_mask(self, queue: Iterable[int], node_free: np.ndarray, free_gpus: int,
+                    gpu_load: np.ndarray, queue_len: int) -> bool:
+        """Choose the visible window from ``queue`` (queue order, ``queue_len`` jobs) and compute
+        the action mask on the given free-GPU state. Returns whether any slot is valid."""
+        if self.by_duration and queue_len > 1:
+            ids = np.fromiter(queue, dtype=np.int64, count=queue_len)
+            order = np.argsort(self.pred[ids], kind="stable")
+            slots = ids[order[:self.K]]
+            self.rest = ids[order[self.K:]]
+        else:
+            slots = np.fromiter(islice(queue, self.K), dtype=np.int64)
+            self.rest = None
+        self.slots = slots
+        mask = self.mask
+        mask[:] = False
+        mask[self.K] = True
+        n = len(slots)
+        if n == 0 or free_gpus == 0:
+            return False
+        fit = self.fits(slots, node_free, free_gpus, gpu_load)
+        mask[:n] = fit
+        return bool(fit.any())
+
+    def update_features(self, now: float, queue: Iterable[int], queue_len: int, node_free: np.ndarray,
+                        free_gpus: int, running: Iterable[int], num_running: int,
+                        arrivals_left: int) -> None:
+        """Fill the observation buffers (after :meth:`update_mask` on the same state).
+
+        Args:
+            now: the clock.
+            queue: queued job ids in queue order (read beyond the window for the overflow counts).
+            queue_len: its length.
+            node_free, free_gpus: the free-GPU state the jobs would start on.
+            running: running job ids; num_running their count.
+            arrivals_left: jobs of the episode not yet submitted.
+        """
+        slots = self.slots
+        n = len(slots)
+        q = self.queue
+        if n:
+            qn = q[:n]
+            np.take(self.rows, slots, axis=0, out=qn)
+            qn[:, 1] = self.mask[:n]
+            wait = self.submit[slots]
+            np.subtract(now, wait, out=wait)
+            np.log1p(wait * (1 / 60.0), out=wait)
+            wait *= 1.0 / _LOG_TIME_CAP
+            qn[:, 3] = wait
+            qn[:, 6] = self._rank[:n]
+            qn[:, 7] = self.req[slots] * (1.0 / free_gpus) if free_gpus > 0 else 1.0
+            np.minimum(qn[:, 3::4], 1.0, out=qn[:, 3::4])
+        if n < self.K:
+            q[n:] = 0.0
+        largest = int(node_free.max())
+        c = self.cluster
+        c[:FREE_BUCKETS] = np.bincount(self._bucket_of[node_free], minlength=FREE_BUCKETS)
+        c[:FREE_BUCKETS] *= 1.0 / self.num_nodes
+        c[FREE_BUCKETS] = 1.0 - free_gpus / self.num_gpus
+        c[FREE_BUCKETS + 1] = largest / self.max_node
+        r = self.running
+        if num_running:
+            ids = np.fromiter(running, dtype=np.int64, count=num_running)
+            ends = self.pred_end[ids]
+            busy = self.num_gpus - free_gpus
+            work = float(self.pred_end_gpus[ids].sum()) - now * busy
+            r[:] = (num_running / self.num_gpus, _squash(float(ends.min()) - now),
+                    _squash(float(ends.sum()) / num_running - now),
+                    min(max(work, 0.0) / (self.num_gpus * TIME_CAP), 1.0))
+        else:
+            r[:] = 0.0
+        o = self.overflow
+        extra = queue_len - n
+        if extra > 0:
+            rest = self.rest if self.rest is not None else \
+                np.fromiter(islice(queue, self.K, None), dtype=np.int64, count=extra)
+            beyond = (min(math.log1p(extra) / _LOG_COUNT_CAP, 1.0),
+                      min(float(self.req[rest].sum()) / self.num_gpus, 1.0))
+        else:
+            beyond = (0.0, 0.0)
+        o[:] = (*beyond, arrivals_left / self.num_jobs, min(math.log1p(queue_len) / _LOG_COUNT_CAP, 1.0))
+
+    def observe(self) -> dict[str, np.ndarray]:
+        """The current observation (copies of the buffers)."""
+        return {"queue": self.queue.copy(), "cluster": self.cluster.copy(),
+                "running": self.running.copy(), "overflow": self.overflow.copy()}
+
+    def observation_space(self) -> spaces.Dict:
+        """The ``Dict`` space of :meth:`observe`."""
+        def box(*shape):
+            return spaces.Box(0.0, 1.0, shape=shape, dtype=np.float32)
+        return spaces.Dict({"queue": box(self.K, JOB_FEATURES), "cluster": box(CLUSTER_FEATURES),
+                            "running": box(RUNNING_FEATURES), "overflow": box(OVERFLOW_FEATURES)})
+
+    def priority_order(self, scores: np.ndarray) -> list[int]:
+        """Visible slots in descending score order (stable: ties keep queue order)."""
+        n = len(self.slots)
+        return np.argsort(-np.asarray(scores, dtype=np.float64)[:n], kind="stable").tolist()
+
+
+def _resolve_trace(trace: str | Workload) -> Workload:
+    if isinstance(trace, Workload):
+        return trace
+    if not isinstance(trace, str):
+        raise ConfigError(f"trace must be a trace name or a Workload, got {type(trace).__name__}")
+    from dlsched_gym import traces
+
+    loader = getattr(traces, "load", None)
+    if loader is None:
+        raise ConfigError(f"trace {trace!r}: the trace catalogue (dlsched_gym.traces.load) is not "
+                          "available in this installation; pass trace=<Workload>")
+    return loader(trace)
+
+
+class DLClusterEnv(gym.Env):
+    """The GPU-cluster scheduling environment (see the module docstring for the MDP).
+
+    Every option is a keyword (``gym.make("DLCluster-v0", load=6, window=16)``):
+
+    Args:
+        trace: trace name for ``dlsched_gym.traces.load`` or a :class:`Workload`.
+        cluster: cluster preset, ``NxG`` string, TOML path or :class:`ClusterSpec`; default: the
+            trace's Philly VC preset when the trace is ``philly-vc/<vc>``.
+        episode_jobs: jobs per episode (default 256), or
+        episode_seconds: episodes are all jobs submitted within this many (load-scaled) seconds of
+            the window's first job.
+        load: arrival-rate scaling (:meth:`Workload.scale_load`); 1 replays the trace's rate.
+        window: K, visible queue slots.
+        reward: ``{"scale": seconds, "util_weight": w}``; default scale 3600 (rewards in
+            job-hours), util_weight 0 (pure JCT objective).
+        predictor: duration predictor of the engine (``oracle``, ``noisy``, ``history``).
+        placement: placement strategy of started jobs.
+        action_mode: ``"discrete"`` or ``"priority"``.
+        invalid_action: ``"raise"`` or ``"wait"``.
+        perf: the engine's rate model.
+        split: ``"all"``, ``"train"`` (windows inside the first 80% of the trace's jobs) or
+            ``"test"`` (windows inside the last 20%): held-out evaluation never sees training jobs.
+        windows: fixed window start indices to draw from (pinned benchmarks); overrides ``split``.
+        window_order: which queued jobs are visible: ``"arrival"`` (the first K in queue order) or
+            ``"duration"`` (the K with the shortest predicted duration, so that short jobs deep in a
+            long queue are not hidden).
+
+    ``reset(seed=..., options={"start": i})`` replays the window starting at job ``i``.
+    """
+
+    metadata = {"render_modes": []}
+
+    OPTIONS = ("trace", "cluster", "episode_jobs", "episode_seconds", "load", "window", "reward",
+               "predictor", "placement", "action_mode", "invalid_action", "perf", "split",
+               "windows", "window_order")
+
+    def __init__(self, **kwargs: Any) -> None:
+        unknown = sorted(set(kwargs) - set(self.OPTIONS))
+        if unknown:
+            raise ConfigError(f"DLCluster: unknown option(s) {unknown}; valid options: "
+                              f"{', '.join(self.OPTIONS)}")
+        self._configure(**kwargs)
+
+    def _configure(self, trace: str | Workload = DEFAULT_TRACE, cluster: str | ClusterSpec | None = None,
+                   episode_jobs: int | None = None, episode_seconds: float | None = None,
+                   load: float = DEFAULT_LOAD, window: int = 32, reward: Mapping[str, float] | None = None,
+                   predictor: str = "oracle", placement: str | Placement = "consolidated",
+                   action_mode: str = "discrete", invalid_action: str = "raise", perf: str = "duration",
+                   split: str = "all", windows: Sequence[int] | None = None,
+                   window_order: str = "arrival") -> None:
+        if action_mode not in ("discrete", "priority"):
+            raise ConfigError(f"action_mode must be 'discrete' or 'priority', got {action_mode!r}")
+        if invalid_action not in ("raise", "wait"):
+            raise ConfigError(f"invalid_action must be 'raise' or 'wait', got {invalid_action!r}")
+        if not (isinstance(window, (int, np.integer)) and window >= 1):
+            raise ConfigError(f"window must be an integer >= 1, got {window!r}")
+        if split not in ("all", "train", "test"):
+            raise ConfigError(f"split must be 'all', 'train' or 'test', got {split!r}")
+        if episode_jobs is not None and episode_seconds is not None:
+            raise ConfigError("give episode_jobs or episode_seconds, not both")
+        rw = {"scale": 3600.0, "util_weight": 0.0}
+        if reward is not None:
+            bad = sorted(set(reward) - set(rw))
+            if bad:
+                raise ConfigError(f"reward: unknown key(s) {bad}; valid keys: scale, util_weight")
+            rw.update({k: float(v) for k, v in reward.items()})
+        if not (rw["scale"] > 0 and math.isfinite(rw["scale"])):
+            raise ConfigError(f"reward scale must be a positive number, got {rw['scale']!r}")
+        self.reward_scale, self.util_weight = rw["scale"], rw["util_weight"]
+        self.action_mode, self.invalid_action = action_mode, invalid_action
+        self.K = int(window)
+
+        workload = _resolve_trace(trace)
+        if cluster is None:
+            name = trace if isinstance(trace, str) else workload.name
+            vc = re.fullmatch(r"philly(?:-vc/|/vc=)(\w+)", name)
+            if vc is None:
+                raise ConfigError(f"trace {name!r}: no default cluster (only philly-vc/<vc> traces have "
+                                  "one); pass cluster=...")
+            cluster = f"philly-vc/{vc.group(1)}"
+        self.cluster_spec = make_cluster(cluster)
+        if load != 1:
+            workload = workload.scale_load(load)
+        self.workload = workload
+        self.load = float(load)
+        table = workload.table
+        self._table = table
+        self._submit_all = table["submit_time"].to_numpy(dtype=np.float64)
+        n = len(table)
+        if n == 0:
+            raise ConfigError(f"trace {workload.name!r} has no jobs")
+        if episode_seconds is not None:
+            if not (episode_seconds > 0):
+                raise ConfigError(f"episode_seconds must be > 0, got {episode_seconds!r}")
+            self.episode_jobs, self.episode_seconds = None, float(episode_seconds)
+        else:
+            ej = DEFAULT_EPISODE_JOBS if episode_jobs is None else episode_jobs
+            if not (isinstance(ej, (int, np.integer)) and ej >= 1):
+                raise ConfigError(f"episode_jobs must be an integer >= 1, got {ej!r}")
+            self.episode_jobs, self.episode_seconds = min(int(ej), n), None
+        span = self.episode_jobs or 1
+        if windows is not None:
+            starts = np.asarray(list(windows), dtype=np.int64)
+            if starts.size == 0 or starts.min() < 0 or starts.max() > n - span:
+                raise ConfigError(f"windows must be start indices in 0..{n - span}, got {list(windows)}")
+        else:
+            cut = int(n * TRAIN_FRACTION)
+            lo, hi = {"all": (0, n - span), "train": (0, cut - span), "test": (cut, n - span)}[split]
+            if hi < lo:
+                raise ConfigError(f"split {split!r}: trace {workload.name!r} ({n} jobs) is too short for "
+                                  f"episodes of {span} jobs")
+            starts = np.arange(lo, hi + 1, dtype=np.int64)
+        self.starts = starts
+        self.predictor_name = predictor
+        self.placement_option = placement
+        self.perf = perf
+        self._placement = make_placement(placement, 0)
+        self.window_order = window_order
+        self.builder = ObservationBuilder(self.cluster_spec, self._placement, self.K, window_order)
+        self.observation_space = self.builder.observation_space()
+        if action_mode == "discrete":
+            self.action_space = spaces.Discrete(self.K + 1)
+        else:
+            self.action_space = spaces.Box(-1.0, 1.0, shape=(self.K,), dtype=np.float32)
+        self._engines: OrderedDict[tuple[int, int], Engine] = OrderedDict()
+        self.engine: Engine | None = None
+        self.episode = 0
+
+    # ------------------------------------------------------------------ episodes
+    def _window(self, start: int) -> tuple[int, int]:
+        if self.episode_jobs is not None:
+            return start, start + self.episode_jobs
+        t0 = self._submit_all[start]
+        end = int(np.searchsorted(self._submit_all, t0 + self.episode_seconds, side="left"))
+        return start, max(end, start + 1)
+
+    def _engine_for(self, lo: int, hi: int, seed: int) -> Engine:
+        """An engine on jobs ``lo..hi-1``; cached (a few dozen) because building one costs ms."""
+        key = (lo, hi)
+        eng = self._engines.get(key)
+        if eng is None:
+            sub = self._table.iloc[lo:hi].copy()
+            shift = sub["submit_time"].iloc[0]
+            sub["submit_time"] -= shift
+            sub["deadline"] -= shift
+            sub = sub.reset_index(drop=True)
+            wl = Workload(table=sub, name=f"{self.workload.name}[{lo}:{hi}]",
+                          source=self.workload.source, license=self.workload.license,
+                          citation=self.workload.citation,
+                          attrs={**self.workload.attrs, "window": {"start": lo, "num_jobs": hi - lo}})
+            eng = Engine(wl, self.cluster_spec, placement=self._placement, perf=self.perf,
+                         predictor=self.predictor_name, seed=seed, timeline_interval=None)
+            self._engines[key] = eng
+            if len(self._engines) > 64:
+                self._engines.popitem(last=False)
+        else:
+            self._engines.move_to_end(key)
+        eng.seed = seed
+        if isinstance(self.placement_option, str) and self.placement_option == "random":
+            eng.placement = make_placement("random", seed)
+            self._placement = self.builder.placement = eng.placement
+        return eng
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        """Start an episode on a window drawn with ``self.np_random`` (or ``options["start"]``)."""
+        super().reset(seed=seed)
+        options = options or {}
+        bad = sorted(set(options) - {"start"})
+        if bad:
+            raise ConfigError(f"reset: unknown option(s) {bad}; valid: start")
+        if "start" in options:
+            start = int(options["start"])
+            last = len(self._table) - (self.episode_jobs or 1)
+            if not 0 <= start <= last:
+                raise ConfigError(f"reset: start must lie in 0..{last}, got {start}")
+        else:
+            start = int(self.starts[self.np_random.integers(len(self.starts))])
+        eng_seed = int(self.np_random.integers(2**31 - 1))
+        lo, hi = self._window(start)
+        eng = self._engine_for(lo, hi, eng_seed)
+        eng.reset()
+        self.engine = eng
+        self.episode += 1
+        self.window_start = start
+        jobs = eng.jobs
+        self.builder.bind(jobs.num_gpus, jobs.submit_time)
+        view = eng.view
+        # Oracle and noisy predictions never change during an episode: ask once for every job.
+        self._static_pred = eng.predictor.name in ("oracle", "noisy")
+        if self._static_pred:
+            self.builder.predict(range(jobs.n), view.predict_duration)
+        self._last_jis = 0.0
+        self._last_busy = 0.0
+        self.invalid_actions = 0
+        self.forced_starts = 0
+        self._stalled = False
+        if eng.next_decision():
+            self._ended = self._settle()
+        else:
+            self._fill()
+            self._ended = True
+        return self.builder.observe(), self._info(self._ended, 0.0, 0.0)
+
+    # ------------------------------------------------------------------ dynamics
+    def _settle(self) -> bool:
+        """Advance while no visible job fits, then fill the observation; True when the episode
+        is over."""
+        eng = self.engine
+        b = self.builder
+        while True:
+            if eng.free_gpus == 0 and eng.alloc:
+                # nothing can fit and a completion is pending: skip the window altogether
+                if not self._advance():
+                    self._fill()
+                    return True
+                continue
+            q = eng.queue
+            if not self._static_pred:
+                b.predict(list(q) if b.by_duration else list(islice(q, self.K)), eng.view.predict_duration)
+            if b.update_mask(q, eng.node_free, eng.free_gpus, eng.gpu_load, len(q)):
+                break
+            if not self._advance():
+                self._fill()
+                return True
+        alloc = eng.alloc
+        b.update_features(eng.now, q, len(q), eng.node_free, eng.free_gpus, alloc, len(alloc),
+                          eng.arrivals_left)
+        return False
+
+    def _fill(self) -> None:
+        """Observation and mask of the current state, without advancing."""
+        eng = self.engine
+        q = eng.queue
+        self.builder.update_mask(q, eng.node_free, eng.free_gpus, eng.gpu_load, len(q))
+        self.builder.update_features(eng.now, q, len(q), eng.node_free, eng.free_gpus, eng.alloc,
+                                     len(eng.alloc), eng.arrivals_left)
+
+    def _advance(self) -> bool:
+        """Move to the next decision point; False when the episode is over (all jobs ended, or a
+        stall: queued jobs, nothing running, nothing left to arrive)."""
+        eng = self.engine
+        if eng.finished_count + eng.rejected_count == eng.jobs.n:
+            return False
+        if not eng.alloc and eng.arrivals_left == 0:
+            self._stalled = True
+            return False
+        return eng.next_decision()
+
+    def _start(self, job: int) -> None:
+        eng = self.engine
+        eng.apply((Start(job),))
+        self.builder.started(job, eng.now)
+
+    def action_masks(self) -> np.ndarray:
+        """Valid actions (bool, K+1): slots holding a job that fits now, and WAIT (always)."""
+        return self.builder.mask.copy()
+
+    def step(self, action):
+        """Apply one action; see the module docstring for the semantics."""
+        if self.engine is None:
+            raise gym.error.ResetNeeded("call reset() before step()")
+        if self._ended:
+            raise gym.error.ResetNeeded("the episode is over; call reset()")
+        b = self.builder
+        eng = self.engine
+        if self.action_mode == "discrete":
+            a = int(action)
+            K = self.K
+            if not 0 <= a <= K:
+                raise InvalidActionError(f"action {action!r} is outside 0..{K}")
+            if a < K and not b.mask[a]:
+                if self.invalid_action == "raise":
+                    what = ("is empty" if a >= len(b.slots) else
+                            f"holds job {int(b.slots[a])} ({int(b.req[b.slots[a]])} GPUs), which does "
+                            f"not fit now ({eng.free_gpus} GPUs free)")
+                    raise InvalidActionError(f"invalid action {a}: slot {a} {what}; use "
+                                             "env.action_masks() or invalid_action='wait'")
+                self.invalid_actions += 1
+                a = K
+            if a < K:
+                self._start(int(b.slots[a]))
+                ended = False
+            elif not eng.alloc and eng.arrivals_left == 0:
+                # WAIT would stall forever: start the first visible job that fits instead.
+                self.forced_starts += 1
+                self._start(int(b.slots[np.flatnonzero(b.mask[:-1])[0]]))
+                ended = False
+            else:
+                ended = not self._advance()
+        else:
+            slots = b.slots
+            for slot in b.priority_order(action):
+                if b.fits(slots[slot:slot + 1], eng.node_free, eng.free_gpus, eng.gpu_load)[0]:
+                    self._start(int(slots[slot]))
+            ended = not self._advance()
+        if ended:
+            self._fill()
+        else:
+            ended = self._settle()
+        self._ended = ended
+        jct_term, util_term = reward_terms(eng.jobs_in_system_seconds - self._last_jis,
+                                           eng.busy_gpu_seconds - self._last_busy, eng.spec.num_gpus,
+                                           self.reward_scale, self.util_weight)
+        self._last_jis = eng.jobs_in_system_seconds
+        self._last_busy = eng.busy_gpu_seconds
+        return (b.observe(), jct_term + util_term, ended and not self._stalled, ended and self._stalled,
+                self._info(ended, jct_term, util_term))
+
+    def _info(self, ended: bool, jct_term: float, util_term: float) -> dict[str, Any]:
+        eng = self.engine
+        info = {"reward_jct": jct_term, "reward_util": util_term, "time": eng.now,
+                "queued": len(eng.queue), "running": len(eng.alloc), "busy_gpus": eng.busy_gpus,
+                "jobs_finished": eng.finished_count, "invalid_actions": self.invalid_actions,
+                "forced_starts": self.forced_starts, "stalled": self._stalled}
+        if ended:
+            summary = summarize(eng.result("agent"))
+            info["episode_summary"] = summary
+            info["avg_jct"] = summary["avg_jct"]
+            info["gpu_utilization"] = summary["gpu_utilization"]
+        return info
+
+    def episode_result(self):
+        """The engine's :class:`~dlsched_gym.engine.SimResult` for the current episode."""
+        return self.engine.result("agent")
+
+
+class FlattenObservation(gym.ObservationWrapper):
+    """Concatenate the ``Dict`` observation into one float32 ``Box`` (for ``MlpPolicy``).
+
+    Order: queue (row-major), cluster, running, overflow. ``action_masks`` is forwarded.
+    """
+
+    KEYS = ("queue", "cluster", "running", "overflow")
+
+    def __init__(self, env: gym.Env) -> None:
+        super().__init__(env)
+        size = sum(int(np.prod(env.observation_space[k].shape)) for k in self.KEYS)
+        self.observation_space = spaces.Box(0.0, 1.0, shape=(size,), dtype=np.float32)
+
+    def observation(self, observation):
+        """The flat vector."""
+        return np.concatenate([observation[k].ravel() for k in self.KEYS])
+
+    def action_masks(self) -> np.ndarray:
+        """The wrapped env's mask."""
+        return self.env.get_wrapper_attr("action_masks")()
+
+
+#: Pinned benchmark windows: job start indices into the load-scaled trace (all in the last 20% of
+#: the trace, the ``test`` split of ``DLCluster-v0``).
+PHILLY_BENCHMARK_WINDOWS = (1560, 1580, 1600, 1620, 1640, 1660)
+
+#: ``id -> kwargs`` of the registered environments. The pinned variants fix trace, cluster, load
+#: and windows (checked: FIFO queues on every window; on Helios-like Venus queueing comes from
+#: large gangs only, GPU utilization stays near 0.1 even at 16x load).
+ENVIRONMENTS: dict[str, dict[str, Any]] = {
+    "DLCluster-v0": {},
+    "DLCluster-Philly-v0": {"trace": "philly-vc/103959", "cluster": "philly-vc/103959", "load": 4.0,
+                            "episode_jobs": 256, "windows": PHILLY_BENCHMARK_WINDOWS},
+    "DLCluster-Helios-v0": {"trace": "helios-venus-synth", "cluster": "helios-venus", "load": 16.0,
+                            "episode_jobs": 1024, "windows": (0, 1024, 2048, 3072, 4096)},
+    "DLCluster-ElasticFlow-v0": {"trace": "elasticflow-philly-103959", "cluster": "philly-vc/103959",
+                                 "load": 4.0, "episode_jobs": 256, "windows": (0, 300, 600)},
+}
+
+
+def register_envs() -> None:
+    """Register ``DLCluster-v0`` and the pinned benchmark variants with Gymnasium (idempotent)."""
+    for env_id, kwargs in ENVIRONMENTS.items():
+        if env_id not in gym.registry:
+            gym.register(id=env_id, entry_point="dlsched_gym.env:DLClusterEnv", kwargs=dict(kwargs))
