@@ -73,7 +73,7 @@ def command(name: str, help: str, configure: Callable[[argparse.ArgumentParser],
 
 
 # ---------------------------------------------------------------------------------------- helpers
-def parse_params(items: Sequence[str] | None) -> dict[str, Any]:
+def parse_params(items: Sequence[str] | None, option: str = "--param") -> dict[str, Any]:
     """``["k=v", ...]`` -> dict; values are JSON literals where they parse (``3``, ``0.5``,
     ``true``, ``[1, 2]``), strings otherwise."""
     params: dict[str, Any] = {}
@@ -81,14 +81,21 @@ def parse_params(items: Sequence[str] | None) -> dict[str, Any]:
         key, sep, raw = item.partition("=")
         key = key.strip()
         if not sep or not key:
-            raise ConfigError(f"--param {item!r}: expected key=value")
+            raise ConfigError(f"{option} {item!r}: expected key=value")
         if key in params:
-            raise ConfigError(f"--param {key!r} given twice")
+            raise ConfigError(f"{option} {key!r} given twice")
         try:
             params[key] = json.loads(raw)
         except ValueError:
             params[key] = raw
     return params
+
+
+def _with_augment(traces: list[str] | None, augment: dict[str, Any]) -> list[Any] | None:
+    """Trace entries for an experiment, with ``--augment`` options attached when given."""
+    if traces is None or not augment:
+        return traces
+    return [{"name": t, "augment": augment} for t in traces]
 
 
 def _split(text: str | None, option: str, convert: Callable[[str], Any] = str) -> list[Any] | None:
@@ -152,6 +159,12 @@ def _engine_options(p: argparse.ArgumentParser, *, defaults: bool) -> None:
            "to 8 GPUs, 60 s above)", type=_overhead_arg, metavar="SECONDS")
     option("--perf", "duration", f"performance (rate) model: {', '.join(sorted(PERF_MODELS))}",
            metavar="NAME")
+    p.add_argument("--perf-option", action="append", metavar="KEY=VALUE",
+                   help="perf model option (repeatable), e.g. variability=null, locality=gavel; "
+                        "see docs/perf-model.md")
+    p.add_argument("--augment", action="append", metavar="KEY=VALUE",
+                   help="synthesize missing job fields with Workload.augment (repeatable), e.g. "
+                        "seed=0, deadlines=[0.5,1.5], elastic=[0.5,2]")
     option("--predictor", "auto", "duration predictor: 'auto' (what the scheduler's paper assumes, "
            f"e.g. history for qssf; else oracle), {', '.join(sorted(PREDICTORS))}",
            metavar="NAME")
@@ -191,10 +204,13 @@ def _simulate(args: argparse.Namespace) -> int:
         raise ConfigError("--param: agents take no parameters")
     schedulers = [] if is_agent else [{"name": args.scheduler, "params": params}]
     agents = [args.scheduler.removeprefix(evaluate.AGENT_PREFIX)] if is_agent else []
+    augment = parse_params(args.augment, "--augment")
+    trace = {"name": args.trace, "augment": augment} if augment else args.trace
     (cell,) = evaluate.expand_grid(
-        schedulers, [args.trace], [args.cluster], loads=[args.load], seeds=[args.seed],
-        agents=agents, perf=args.perf, predictor=args.predictor, placement=args.placement,
-        overhead=args.overhead, drop_invalid=args.drop_invalid)
+        schedulers, [trace], [args.cluster], loads=[args.load], seeds=[args.seed],
+        agents=agents, perf=args.perf, perf_options=parse_params(args.perf_option, "--perf-option"),
+        predictor=args.predictor, placement=args.placement, overhead=args.overhead,
+        drop_invalid=args.drop_invalid)
     output = evaluate.simulate_cell(cell, progress=True)
     out = Path(args.out)
     metrics = output.record["metrics"]
@@ -245,7 +261,8 @@ def _evaluate(args: argparse.Namespace) -> int:
     overrides = {
         "schedulers": _split(args.schedulers, "--schedulers"),
         "agents": _split(args.agents, "--agents"),
-        "traces": args.trace,
+        "traces": _with_augment(args.trace, parse_params(args.augment, "--augment")),
+        "perf_options": parse_params(args.perf_option, "--perf-option") or None,
         "clusters": args.cluster,
         "seeds": _split(args.seeds, "--seeds", int),
         "loads": _split(args.loads, "--loads", float),

@@ -131,6 +131,8 @@ class Cell:
         params: the scheduler's keyword parameters.
         label: the scheduler's name in results (defaults to ``scheduler`` plus its parameters).
         trace_options: keyword options for :func:`dlsched_gym.traces.load`.
+        augment: keyword options of :meth:`Workload.augment` applied to the trace (empty: none),
+            e.g. ``{"seed": 0, "deadlines": [0.5, 1.5]}``.
         load: arrival-rate factor (:meth:`Workload.scale_load`).
         seed: the engine's seed.
         perf, perf_options: the rate model and its options.
@@ -150,6 +152,7 @@ class Cell:
     params: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     label: str = ""
     trace_options: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    augment: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     load: float = 1.0
     seed: int = 0
     perf: str = "duration"
@@ -266,8 +269,9 @@ def expand_grid(
         raise ConfigError(f"schedulers: label(s) {twice} used twice; give each entry its own 'label'")
     trace_specs = []
     for i, item in enumerate(traces):
-        t = _as_spec(item, f"traces[{i}]", "name", ("options",))
-        trace_specs.append((t["name"], _check_table(t.get("options"), f"traces[{i}].options")))
+        t = _as_spec(item, f"traces[{i}]", "name", ("options", "augment"))
+        trace_specs.append((t["name"], _check_table(t.get("options"), f"traces[{i}].options"),
+                            _check_table(t.get("augment"), f"traces[{i}].augment")))
     clusters = list(clusters)
     for c in clusters:
         make_cluster(c)
@@ -284,11 +288,11 @@ def expand_grid(
     _perf_model(perf, perf_options or {})
     return [
         Cell(scheduler=r["scheduler"], params=r["params"], label=r["label"], trace=trace,
-             trace_options=topts, cluster=cluster, load=load, seed=seed, perf=perf,
+             trace_options=topts, augment=aug, cluster=cluster, load=load, seed=seed, perf=perf,
              perf_options=dict(perf_options or {}), predictor=predictor,
              predictor_options=dict(predictor_options or {}), placement=placement,
              overhead=overhead, drop_invalid=bool(drop_invalid))
-        for r in runs for trace, topts in trace_specs for cluster in clusters for load in loads
+        for r in runs for trace, topts, aug in trace_specs for cluster in clusters for load in loads
         for seed in seeds
     ]
 
@@ -404,10 +408,17 @@ def load_trace(trace: str, options: Mapping[str, Any] | None = None, *,
 
 
 @functools.lru_cache(maxsize=4)
-def _cached_workload(trace: str, options_json: str, cluster: str, drop_invalid: bool, load: float):
+def _cached_workload(trace: str, options_json: str, augment_json: str, cluster: str,
+                     drop_invalid: bool, load: float):
     from dlsched_gym.cluster import make_cluster
 
     wl = load_trace(trace, json.loads(options_json), drop_invalid=drop_invalid)
+    augment = json.loads(augment_json)
+    if augment:
+        try:
+            wl = wl.augment(**augment)
+        except TypeError as exc:
+            raise ConfigError(f"trace {trace!r}: bad augment options {augment}: {exc}") from None
     if drop_invalid:
         capacity = make_cluster(cluster).num_gpus
         too_big = wl.table["min_gpus"].to_numpy() > capacity
@@ -458,7 +469,8 @@ def simulate_cell(cell: Cell, *, progress: bool = False) -> CellOutput:
     from dlsched_gym.metrics import summarize
     from dlsched_gym.predictors import make_predictor
 
-    wl = _cached_workload(cell.trace, to_json(cell.trace_options), cell.cluster, cell.drop_invalid,
+    wl = _cached_workload(cell.trace, to_json(cell.trace_options), to_json(cell.augment), cell.cluster,
+                          cell.drop_invalid,
                           float(cell.load))
     scheduler = make_scheduler(cell)
     t0 = time.perf_counter()
@@ -760,6 +772,7 @@ class Experiment:
         [[traces]]
         name = "philly"
         options = { }                   # keyword options of dlsched_gym.traces.load
+        augment = { seed = 0 }          # optional: Workload.augment options (models, deadlines, ...)
 
     ``schedulers``, ``traces`` and ``agents`` may also be lists of plain strings.
     """

@@ -263,3 +263,22 @@ def test_end_to_end_subprocess_bad_data(tmp_path):
     assert proc.returncode == 3
     lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("dlsched: error")]
     assert len(lines) == 1 and "num_gpus" in lines[0] and "row 0" in lines[0]
+
+
+def test_simulate_perf_options_and_augment(tmp_path):
+    from dlsched_gym import perf
+
+    # One 1-GPU ResNet-50 job of 1000 s (on a V100). On a K80 with only the GPU-type factor on, it
+    # runs at the K80/V100 throughput ratio of Gavel's table, so it takes 1000 / ratio seconds.
+    trace = write(tmp_path, "job_id,submit_time,duration,num_gpus,model,batch_size\n"
+                            "a,0,1000,1,ResNet-50,64\n")
+    opts = ["--perf", "throughput", "--perf-option", "scaling=false", "--perf-option", "locality=null",
+            "--perf-option", "variability=null", "--perf-option", "sharing=false",
+            "--augment", "seed=0", "--augment", "deadlines=[0.5,1.5]"]
+    assert simulate(tmp_path, trace, *opts, cluster="1x1-K80") == 0
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["avg_jct"] == pytest.approx(1000 / perf.type_ratio("ResNet-50", "K80"))
+    assert summary["config"]["augment"] == {"seed": 0, "deadlines": [0.5, 1.5]}
+    assert "deadlines_met" in summary  # augment synthesized deadlines
+    assert main(["simulate", "--trace", trace, "--cluster", "1x1", "--scheduler", "fifo",
+                 "--perf-option", "colour=red", "--perf", "throughput", "--out", str(tmp_path / "o2")]) == 2
