@@ -214,6 +214,7 @@ class Engine:
         self.jobs_in_system_seconds = 0.0
         self.cloud_gpu_seconds = 0.0
         self.forced_preemptions = 0
+        self._acted = False
         self.annotations: dict[str, np.ndarray] = {}
         self.finished_count = 0
         self.rejected_count = 0
@@ -352,11 +353,16 @@ class Engine:
         nothing running, nothing left to happen).
         """
         view = self.view
+        # Rounds keep coming while jobs run, and while jobs wait as long as the last decision point
+        # brought something new (an arrival, a completion, an op); a round-only scheduler that
+        # leaves an idle cluster idle twice has stalled.
+        progressed = self._acted or bool(view.new_jobs) or bool(view.finished)
+        self._acted = False
         view.new_jobs = []
         view.finished = []
         if self.decisions and self.timeline_interval is not None and self.now >= self._next_sample:
             self._sample()  # the state the previous decision left, before time moves on
-        if self.round_seconds is not None and (self.alloc or self.cloud):
+        if self.round_seconds is not None and (self.alloc or self.cloud or (self.queue and progressed)):
             self._arm_round()
         submit = self._submit
         n = self._arrival_limit
@@ -697,6 +703,7 @@ class Engine:
     def apply(self, ops: Iterable) -> None:
         """Validate and apply ops in order; raises :class:`SchedulerError` on the first bad one."""
         for op in ops:
+            self._acted = True
             cls = type(op)
             if cls is Start:
                 j = op.job

@@ -186,3 +186,18 @@ def test_timeline_records_the_state_after_each_decision(make_workload):
     assert (first["time"], first["running"], first["busy_gpus"], first["queued"]) == (0.0, 1, 4, 0)
     second = res.timeline.iloc[1]  # at 700: job 1 arrived and waits
     assert (second["time"], second["queued"], second["busy_gpus"]) == (700.0, 1, 4)
+
+
+def test_rounds_wake_a_round_only_scheduler_on_an_idle_cluster(make_workload):
+    # A scheduler that acts only at multiples of 360 s: the job arriving at 100 s on an idle cluster
+    # starts at the 360 s round and ends at 460 s. One that never starts anything stalls instead of
+    # looping on rounds forever.
+    class RoundOnly(Scripted):
+        def schedule(self, view):
+            return [Start(j) for j in list(view.queue)] if view.now % 360 == 0 else []
+
+    wl = make_workload([(100, 100, 1)])
+    res = Engine(wl, "1x1").run(RoundOnly({}, round_seconds=360.0))
+    assert res.jobs_frame()["end_time"].tolist() == [460.0] and not res.stalled
+    lazy = Engine(wl, "1x1").run(Scripted({}, round_seconds=360.0))
+    assert lazy.stalled
