@@ -138,6 +138,11 @@ class ClusterSpec:
         return np.repeat(np.arange(self.num_nodes, dtype=np.int64), self.node_gpus)
 
     @functools.cached_property
+    def gpu_node_list(self) -> list[int]:
+        """``gpu_node`` as a Python list (for scalar lookups in hot loops; do not modify)."""
+        return self.gpu_node.tolist()
+
+    @functools.cached_property
     def gpu_types(self) -> tuple[str, ...]:
         """The distinct GPU types, sorted."""
         return tuple(sorted({n.gpu_type for n in self.nodes if n.gpus}))

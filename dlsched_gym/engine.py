@@ -186,7 +186,6 @@ class Engine:
         self._work = self.work.tolist()
         self._min_gpus = self.jobs.min_gpus.tolist()
         self._max_gpus = self.jobs.max_gpus.tolist()
-        self._gpu_node = self.spec.gpu_node.tolist()
         self.share_limit = self.spec.gpu_share_limit
         self.gpu_load = np.zeros(self.spec.num_gpus, dtype=np.int64)
         self.node_free = self.spec.node_gpus.copy()
@@ -463,7 +462,7 @@ class Engine:
     def _occupy(self, j: int, gpus: np.ndarray) -> None:
         load = self.gpu_load
         node_free = self.node_free
-        gpu_node = self._gpu_node
+        gpu_node = self.spec.gpu_node_list
         newly = 0
         for g in gpus.tolist():
             if load[g] == 0:
@@ -488,7 +487,7 @@ class Engine:
         gpus = self.alloc.pop(j)
         load = self.gpu_load
         node_free = self.node_free
-        gpu_node = self._gpu_node
+        gpu_node = self.spec.gpu_node_list
         freed = 0
         for g in gpus.tolist():
             load[g] -= 1
@@ -572,7 +571,7 @@ class Engine:
         if before is not None:
             self.apply(before(self.view, list(chosen)))
         doomed = set(chosen)
-        gpu_node = self._gpu_node
+        gpu_node = self.spec.gpu_node_list
         victims = [j for j, gpus in self.alloc.items() if any(gpu_node[g] in doomed for g in gpus.tolist())]
         for j in victims:
             self._preempt(j)

@@ -187,20 +187,22 @@ class Plan:
         """Add one job to each of ``gpus`` in the plan (a free GPU becomes used; a used one becomes
         shared)."""
         self._own()
-        spec = self._view.spec
-        newly = gpus[self._load[gpus] == 0]
-        self._load[gpus] += 1
-        np.subtract.at(self._node_free, spec.gpu_node[newly], 1)
-        self.free_gpus -= len(newly)
+        load, node_free, gpu_node = self._load, self._node_free, self._view.spec.gpu_node_list
+        for g in gpus.tolist():  # gangs are small: a Python loop beats numpy's per-call overhead
+            if load[g] == 0:
+                node_free[gpu_node[g]] -= 1
+                self.free_gpus -= 1
+            load[g] += 1
 
     def release(self, gpus: np.ndarray) -> None:
         """Remove one job from each of ``gpus`` (e.g. when planning a preemption)."""
         self._own()
-        spec = self._view.spec
-        self._load[gpus] -= 1
-        freed = gpus[self._load[gpus] == 0]
-        np.add.at(self._node_free, spec.gpu_node[freed], 1)
-        self.free_gpus += len(freed)
+        load, node_free, gpu_node = self._load, self._node_free, self._view.spec.gpu_node_list
+        for g in gpus.tolist():
+            load[g] -= 1
+            if load[g] == 0:
+                node_free[gpu_node[g]] += 1
+                self.free_gpus += 1
 
 
 class ClusterView:
