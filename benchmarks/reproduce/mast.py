@@ -33,8 +33,6 @@ Usage (about 2 minutes on 2 idle cores)::
 from __future__ import annotations
 
 import argparse
-import os
-import tempfile
 import time
 from multiprocessing import Pool
 from pathlib import Path
@@ -45,6 +43,7 @@ from dlsched_gym import traces
 from dlsched_gym.baselines import make
 from dlsched_gym.cluster import ClusterSpec, Node
 from dlsched_gym.engine import Engine
+from dlsched_gym.evaluate import atomic_write_text
 from dlsched_gym.metrics import summarize
 from dlsched_gym.workload import Workload
 
@@ -284,15 +283,6 @@ def render(args, rows: dict, dropped: int, span_days: float, wall: float) -> str
     return "\n".join(lines) + "\n"
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file and a rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
-
-
 def main() -> None:
     global _BASE
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -315,7 +305,7 @@ def main() -> None:
                   f"({r['cpu_s']:.0f} CPU s)", flush=True)
             rows[(r["p_hot"], r["name"])] = r
     text = render(args, rows, dropped, _BASE.span_seconds / 86400, time.perf_counter() - t0)
-    write_atomic(args.out, text)
+    atomic_write_text(args.out, text)
     print(f"wrote {args.out}")
 
 

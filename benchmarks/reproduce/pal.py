@@ -26,8 +26,6 @@ Usage (about a minute on 2 cores)::
 from __future__ import annotations
 
 import argparse
-import os
-import tempfile
 import time
 from multiprocessing import Pool
 from pathlib import Path
@@ -37,6 +35,7 @@ import numpy as np
 from dlsched_gym import traces
 from dlsched_gym.baselines import make
 from dlsched_gym.engine import Engine
+from dlsched_gym.evaluate import atomic_write_text
 from dlsched_gym.metrics import summarize
 from dlsched_gym.perf import make_perf
 from dlsched_gym.workload import Workload
@@ -209,15 +208,6 @@ def render(args, dropped: int, results: dict, wall: float) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file and a rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
-
-
 def main() -> None:
     global _WORKLOADS
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -239,7 +229,7 @@ def main() -> None:
             results[(r["w"], r["label"], r["name"])] = r
             print(f"w{r['w']} {r['label']:>20} {r['name']:>14}  JCT {r['avg_jct_h']:8.2f} h  "
                   f"({r['cpu']:.1f} CPU s)", flush=True)
-    write_atomic(args.out, render(args, dropped, results, time.perf_counter() - t0))
+    atomic_write_text(args.out, render(args, dropped, results, time.perf_counter() - t0))
     print(f"wrote {args.out}")
 
 

@@ -32,8 +32,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import os
-import tempfile
 import time
 from multiprocessing import Pool
 from pathlib import Path
@@ -44,6 +42,7 @@ from dlsched_gym import traces
 from dlsched_gym.baselines import make
 from dlsched_gym.cluster import CloudPool, uniform
 from dlsched_gym.engine import Engine
+from dlsched_gym.evaluate import atomic_write_text
 from dlsched_gym.metrics import summarize
 from dlsched_gym.workload import Workload
 
@@ -231,15 +230,6 @@ def render(args, wl: Workload, demand: float, main: dict, pareto: dict, wall: fl
     return "\n".join(lines) + "\n"
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file and a rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
-
-
 def main() -> None:
     global _WORKLOAD
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -275,7 +265,7 @@ def main() -> None:
         k0 = POLICIES[label][1]["k"]
         pareto[(label, k0)] = main_res[(args.pareto_nodes, label)]
     text = render(args, _WORKLOAD, demand, main_res, pareto, time.perf_counter() - t0)
-    write_atomic(args.out, text)
+    atomic_write_text(args.out, text)
     print(f"wrote {args.out}")
 
 
