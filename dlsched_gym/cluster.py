@@ -165,6 +165,12 @@ class ClusterSpec:
         return np.array([lookup[n.region] for n in self.nodes], dtype=np.int64)
 
     @functools.cached_property
+    def region_gpus(self) -> np.ndarray:
+        """GPUs per region, in the order of ``regions``."""
+        return np.bincount(self.node_region_index, weights=self.node_gpus,
+                           minlength=len(self.regions)).astype(np.int64)
+
+    @functools.cached_property
     def node_pool_inference(self) -> np.ndarray:
         """True for the nodes of the lendable inference pool."""
         return np.array([n.pool == "inference" for n in self.nodes], dtype=bool)

@@ -182,6 +182,13 @@ class Engine:
         self.restart_pending = [False] * n
         self.run_gpus = [0] * n
         self.job_region = [-1] * n
+        # Region demand (multi-region clusters): GPUs requested by the queued and running jobs
+        # counted in each region, and its time integral. A job counts in the region it was routed
+        # to, or else, from its first start, in the region of its first GPU.
+        self.demand_region = [-1] * n
+        self._multi_region = len(self.spec.regions) > 1
+        self.region_demand = [0] * len(self.spec.regions)
+        self.region_demand_seconds = [0.0] * len(self.spec.regions)
         self._submit = self.jobs.submit_time.tolist()
         self._work = self.work.tolist()
         self._min_gpus = self.jobs.min_gpus.tolist()
@@ -334,6 +341,10 @@ class Engine:
             self.busy_gpu_seconds += (online - self.free_gpus) * dt
             self.available_gpu_seconds += online * dt
             self.jobs_in_system_seconds += (len(self.queue) + len(self.alloc) + len(self.cloud)) * dt
+            if self._multi_region:
+                acc = self.region_demand_seconds
+                for r, d in enumerate(self.region_demand):
+                    acc[r] += d * dt
             self.now = t
 
     def _arm_round(self) -> None:
@@ -421,10 +432,24 @@ class Engine:
         self.state[j] = FINISHED
         self.end_time[j] = self.now
         self.finished_count += 1
+        if self._multi_region:
+            self._count_demand(j, -1)
         self.view.finished.append(j)
         self.predictor.observe(j, self._work[j])
 
     # ------------------------------------------------------------------ accounting
+    def _count_demand(self, j: int, region: int) -> None:
+        """Move job ``j``'s GPU demand to ``region`` (-1: out of every region)."""
+        old = self.demand_region[j]
+        if old == region:
+            return
+        g = int(self.jobs.num_gpus[j])
+        if old >= 0:
+            self.region_demand[old] -= g
+        if region >= 0:
+            self.region_demand[region] += g
+        self.demand_region[j] = region
+
     def _settle(self, j: int) -> None:
         """Bring the job's completed work up to now."""
         start = self.t_last[j] if self.t_last[j] > self.progress_from[j] else self.progress_from[j]
@@ -582,7 +607,8 @@ class Engine:
     # ------------------------------------------------------------------ what-if
     _LIST_STATE = ("state", "done_work", "t_last", "progress_from", "rate", "version", "first_start",
                    "end_time", "queued_since", "run_since", "exec_acc", "attained_acc", "preemptions",
-                   "restart_pending", "run_gpus", "job_region")
+                   "restart_pending", "run_gpus", "job_region", "demand_region", "region_demand",
+                   "region_demand_seconds")
 
     def clone(self, *, arrivals: bool = True, work: str = "true") -> Engine:
         """An independent copy of the current state, for what-if forward simulation.
@@ -671,6 +697,8 @@ class Engine:
         self._occupy(j, gpus)
         self._reschedule(j)
         self._neighbours_changed(j, gpus)
+        if self._multi_region and self.demand_region[j] < 0:
+            self._count_demand(j, int(self.spec.node_region_index[self.spec.gpu_node_list[int(gpus[0])]]))
 
     def _preempt(self, j: int) -> None:
         self._settle(j)
@@ -773,6 +801,8 @@ class Engine:
                 self.state[j] = REJECTED
                 self.end_time[j] = self.now
                 self.rejected_count += 1
+                if self._multi_region:
+                    self._count_demand(j, -1)
             elif cls is Offload:
                 j = op.job
                 self._require(j, QUEUED, "Offload")
@@ -803,6 +833,8 @@ class Engine:
                         f"job {j}: Route: unknown region {op.region!r}; "
                         f"the cluster has {list(self.spec.regions)}"
                     ) from None
+                if self._multi_region:
+                    self._count_demand(j, self.job_region[j])
             elif cls is Wake:
                 t = float(op.time)
                 if not (t >= self.now and math.isfinite(t)):
@@ -881,6 +913,11 @@ class SimResult:
         self.cloud_gpu_seconds = engine.cloud_gpu_seconds
         self.cloud_price = engine.spec.cloud.price_per_gpu_hour if engine.spec.cloud else None
         self.forced_preemptions = engine.forced_preemptions
+        #: region name -> (GPU-seconds demanded, GPUs) on multi-region clusters (else empty)
+        self.region_demand = ({name: (engine.region_demand_seconds[r], int(gpus))
+                               for r, (name, gpus) in enumerate(zip(engine.spec.regions,
+                                                                    engine.spec.region_gpus))}
+                              if engine._multi_region else {})
         self.annotations = {k: v.copy() for k, v in engine.annotations.items()}
         self.jobs_in_system_seconds = engine.jobs_in_system_seconds
         self.now = engine.now

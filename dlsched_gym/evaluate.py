@@ -62,7 +62,8 @@ AGENT_PREFIX = "agent:"
 #: Metrics the leaderboard always shows (mean and 95% CI over seeds).
 LEADERBOARD_METRICS = ("avg_jct", "p99_jct", "avg_queueing_delay", "gpu_utilization", "wall_s")
 #: Metrics the leaderboard shows when some cell reports them.
-OPTIONAL_METRICS = ("deadlines_met", "avg_lateness", "cloud_cost", "jct_prediction_mape")
+OPTIONAL_METRICS = ("deadlines_met", "avg_lateness", "cloud_cost", "jct_prediction_mape",
+                    "max_region_demand_supply")
 #: Columns that identify a setting; the leaderboard has one row per scheduler and setting.
 SETTING_COLUMNS = ("trace", "cluster", "load")
 
@@ -703,7 +704,8 @@ def _fmt(mean: float, ci: float, metric: str) -> str:
 _HEADERS = {"avg_jct": "avg JCT (s)", "p99_jct": "p99 JCT (s)", "avg_queueing_delay": "avg queueing (s)",
             "gpu_utilization": "GPU util", "wall_s": "wall (s)", "deadlines_met": "deadlines met",
             "avg_lateness": "avg lateness (s)", "cloud_cost": "cloud cost ($)",
-            "jct_prediction_mape": "JCT pred. error"}
+            "jct_prediction_mape": "JCT pred. error",
+            "max_region_demand_supply": "max region demand/supply"}
 
 
 def format_leaderboard(lb: pd.DataFrame) -> pd.DataFrame:

@@ -14,6 +14,11 @@ Definitions (all times in seconds):
 - deadline metrics (when jobs have deadlines): fraction of jobs with a deadline that finished by it
   (rejected and unfinished jobs miss), and mean lateness of the late finished ones.
 
+- region demand/supply (clusters with several regions): per region, the time-averaged GPUs
+  requested by the queued and running jobs counted there, over the makespan, divided by the
+  region's GPUs (``demand_supply[<region>]``), and the largest of them
+  (``max_region_demand_supply``, MAST's overload measure). A job counts in the region a ``Route``
+  op sent it to, or else, from its first start, in the region of its first GPU.
 - JCT prediction error (when a scheduler annotated ``predicted_jct``, as PCS does): mean absolute
   percentage error over finished jobs, and the fraction predicted within 10 %.
 
@@ -88,6 +93,11 @@ def summarize(result: SimResult, steady_window: tuple[int, int] | None = None) -
             err = np.abs(predicted[ok] - actual) / np.maximum(actual, 1.0)
             out["jct_prediction_mape"] = float(err.mean())
             out["jct_prediction_within_10pct"] = float((err <= 0.10).mean())
+    if result.region_demand and makespan > 0:
+        ratios = {name: seconds / (gpus * makespan) if gpus else math.inf
+                  for name, (seconds, gpus) in result.region_demand.items()}
+        out.update({f"demand_supply[{name}]": r for name, r in ratios.items()})
+        out["max_region_demand_supply"] = max(ratios.values())
     has_deadline = np.isfinite(result.deadline) & sel
     if has_deadline.any():
         met = has_deadline & finished & (result.end_time <= result.deadline + 1e-9)

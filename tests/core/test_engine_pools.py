@@ -51,6 +51,25 @@ def test_route_restricts_nodes(make_workload):
         Engine(wl, spec).run(Scripted({0.0: lambda v: [Route(0, "asia")]}))
 
 
+def test_region_demand_supply(make_workload):
+    # eu: 2 GPUs, us: 2 GPUs. Job 0 (2 GPUs, 100 s) routed to us and started at 0; job 1 (2 GPUs,
+    # 100 s) routed to us at 0, waits, runs 100-200; job 2 (1 GPU, 50 s) started unrouted at 0 on
+    # GPU 0 (eu) and counts there from its start. Makespan 200 s.
+    # us: 4 GPUs demanded 0-100, 2 GPUs 100-200 -> 600 GPU-s / (2 GPUs x 200 s) = 1.5;
+    # eu: 1 GPU 0-50 -> 50 / (2 x 200) = 0.125.
+    spec = ClusterSpec(nodes=(Node(gpus=2, region="eu"), Node(gpus=2, region="us")))
+    wl = make_workload([(0, 100, 2), (0, 100, 2), (0, 50, 1)])
+    first = {0.0: lambda v: [Route(0, "us"), Route(1, "us"), Start(0), Start(2, [0])],
+             100.0: lambda v: [Start(1)]}
+    res = Engine(wl, spec).run(Scripted(first))
+    s = summarize(res)
+    assert s["demand_supply[us]"] == pytest.approx(1.5)
+    assert s["demand_supply[eu]"] == pytest.approx(0.125)
+    assert s["max_region_demand_supply"] == pytest.approx(1.5)
+    # one region: no demand metrics
+    assert "max_region_demand_supply" not in summarize(Engine(wl, "1x4").run(make("fifo")))
+
+
 def test_gpu_type_request(make_workload):
     spec = ClusterSpec(nodes=(Node(gpus=1, gpu_type="K80"), Node(gpus=1, gpu_type="V100")))
     wl = make_workload([(0, 10, 1, {"gpu_type": "V100"})])
