@@ -37,8 +37,15 @@ class Placement(Protocol):
 
 def free_gpus_on(node: int, k: int, gpu_load: np.ndarray, spec: ClusterSpec) -> np.ndarray:
     """The first ``k`` free GPU ids of ``node``."""
-    lo, hi = spec.node_first_gpu[node], spec.node_first_gpu[node + 1]
-    return np.flatnonzero(gpu_load[lo:hi] == 0)[:k] + lo
+    lo = int(spec.node_first_gpu[node])
+    out = []
+    # Nodes hold a handful of GPUs: a Python scan beats numpy's per-call overhead several-fold.
+    for i, load in enumerate(gpu_load[lo:spec.node_first_gpu[node + 1]].tolist()):
+        if load == 0:
+            out.append(lo + i)
+            if len(out) == k:
+                break
+    return np.array(out, dtype=np.int64)
 
 
 def take_from_nodes(order: np.ndarray, n: int, node_free: np.ndarray, gpu_load: np.ndarray,
