@@ -16,12 +16,22 @@ _REGISTRY: dict[str, Callable[..., Any]] = {}
 _ALIASES: dict[str, str] = {}
 
 
-def register(name: str, *, aliases: tuple[str, ...] = ()) -> Callable[[type], type]:
-    """Class decorator: register a scheduler class under ``name`` (and ``aliases``)."""
+def register(name: str, *, aliases: tuple[str, ...] = (), replace: bool = False
+             ) -> Callable[[type], type]:
+    """Class decorator: register a scheduler class under ``name`` (and ``aliases``).
+
+    A name registered twice is an error, unless ``replace=True`` (re-running a notebook cell that
+    defines a scheduler); a bundled baseline's name can never be replaced.
+    """
 
     def deco(cls: type) -> type:
-        if name in _REGISTRY or name in _ALIASES:
-            raise ValueError(f"scheduler name {name!r} registered twice")
+        taken = name in _REGISTRY or name in _ALIASES
+        bundled = taken and _REGISTRY.get(_ALIASES.get(name, name), cls).__module__.startswith(
+            __package__ + ".")
+        if taken and (not replace or bundled):
+            raise ValueError(f"scheduler name {name!r} registered twice"
+                             + ("" if bundled else "; pass replace=True to redefine it"))
+        _ALIASES.pop(name, None)
         _REGISTRY[name] = cls
         for a in aliases:
             _ALIASES[a] = name

@@ -53,6 +53,16 @@ def _time_unit(max_seconds: float) -> tuple[float, str]:
     return 1.0, "seconds"
 
 
+def _short(column: str, value: object) -> str:
+    """A setting value for a plot title: trace and cluster files by their file name (a temporary
+    directory's path would push the rest of the title off the figure), catalogue names as they
+    are."""
+    text = str(value)
+    if column in ("trace", "cluster") and Path(text).suffix:
+        return Path(text).name
+    return text
+
+
 def _figure(rows: int = 1, height: float = 4.0):
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -158,7 +168,7 @@ def write_report(results_dir: str | Path, out_dir: str | Path | None = None) -> 
     settings = list(df.groupby(list(SETTING_COLUMNS), sort=True))
     sections = []
     for i, (setting, sub) in enumerate(settings):
-        title = ", ".join(f"{k} {v}" for k, v in zip(SETTING_COLUMNS, setting))
+        title = ", ".join(f"{k} {_short(k, v)}" for k, v in zip(SETTING_COLUMNS, setting))
         jobs: dict[str, pd.DataFrame] = {}
         timelines: dict[str, pd.DataFrame] = {}
         for label, cells in sub.sort_values("seed").groupby("scheduler", sort=True):
