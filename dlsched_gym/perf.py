@@ -31,6 +31,12 @@ Models (``PERF_MODELS``, built with :func:`make_perf`):
 
   With every factor off, ``throughput`` is the ``duration`` model.
 
+  ``execution`` says how a job's gang runs. ``"ddp"`` (the default): one worker per GPU in
+  lock-step, so a gang mixing GPU types runs at its slowest type (the ``gpu_type`` factor above).
+  ``"easyscale"``: the job keeps ``max_gpus`` logical workers (EasyScale's EasyScaleThreads,
+  Li et al., SC'23) whatever it runs on; they are spread over its GPUs by speed
+  (:func:`est_balance`), and an iteration lasts as long as the most loaded GPU needs.
+
 Every table lookup is done once per distinct (model, batch size) at :meth:`ThroughputModel.reset`;
 the per-call work is a few list lookups over the job's GPUs.
 """
@@ -38,8 +44,10 @@ the per-call work is a few list lookups over the job's GPUs.
 from __future__ import annotations
 
 import ast
+import dataclasses
 import functools
 import gzip
+import heapq
 import inspect
 import json
 import math
@@ -506,6 +514,67 @@ def allreduce_seconds(model: str, n: int, bandwidth_gbps: float) -> float:
     return _ring_seconds(model_params(model) * 1e6 * 32.0, n, bandwidth_gbps) if n > 1 else 0.0
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class EstBalance:
+    """How a job's logical workers (EasyScaleThreads, ESTs) spread over its GPUs.
+
+    Attributes:
+        ests: logical workers per GPU, in the order of the given speeds (0 = the GPU idles).
+        iteration_time: ``max over GPUs of ests / speed``, the time of one training iteration in
+            units of one worker's step on a speed-1 GPU (the GPUs of a job synchronise once per
+            iteration, so the most loaded one sets the pace).
+        effective_speed: ``logical_workers / iteration_time``: what the allocation is worth in
+            speed-1 GPUs, each running one worker per step.
+        waste: ``1 - effective_speed / sum(speeds)``: the fraction of the allocation's aggregate
+            speed left idle by the imbalance (EasyScale's "waste").
+    """
+
+    ests: tuple[int, ...]
+    iteration_time: float
+    effective_speed: float
+    waste: float
+
+
+def est_balance(speeds: Sequence[float], logical_workers: int) -> EstBalance:
+    """Spread ``logical_workers`` ESTs over GPUs of the given relative ``speeds`` so that the
+    iteration time ``max_g ests_g / speeds_g`` is as small as possible (EasyScale, Li et al.,
+    SC'23: a job keeps a fixed number of logical data-parallel workers; workers on one GPU take
+    turns, so a GPU with k workers needs k steps per iteration).
+
+    Each worker in turn goes to the GPU where it would finish earliest, ``(ests_g + 1) /
+    speeds_g`` (ties: the faster GPU, then the lower index). For unit-size tasks on machines of
+    different speeds this greedy rule gives the smallest makespan, so the result is optimal; the
+    EasyScale planner restricts itself to equal loads per GPU type, which is never better.
+
+    Raises:
+        ConfigError: no GPU, a speed that is not finite and > 0, or fewer than one worker.
+    """
+    sp = [float(v) for v in speeds]
+    if not sp:
+        raise ConfigError("est_balance: speeds is empty; expected one speed per GPU")
+    bad = [v for v in sp if not (v > 0 and math.isfinite(v))]
+    if bad:
+        raise ConfigError(f"est_balance: speeds must be finite and > 0, got {bad[0]!r}")
+    if not (isinstance(logical_workers, (int, np.integer)) and not isinstance(logical_workers, bool)
+            and logical_workers >= 1):
+        raise ConfigError(f"est_balance: logical_workers must be an integer >= 1, got {logical_workers!r}")
+    p = int(logical_workers)
+    ests = [0] * len(sp)
+    if len(set(sp)) == 1:  # one speed: round-robin is optimal
+        q, extra = divmod(p, len(sp))
+        ests = [q + (i < extra) for i in range(len(sp))]
+    else:
+        heap = [(1.0 / v, -v, i) for i, v in enumerate(sp)]
+        heapq.heapify(heap)
+        for _ in range(p):
+            _, neg, i = heap[0]
+            ests[i] += 1
+            heapq.heapreplace(heap, ((ests[i] + 1) / sp[i], neg, i))
+    t = max(e / v for e, v in zip(ests, sp))
+    eff = p / t
+    return EstBalance(tuple(ests), t, eff, max(0.0, 1.0 - eff / sum(sp)))
+
+
 # ---------------------------------------------------------------------------------------------
 # Models
 # ---------------------------------------------------------------------------------------------
@@ -524,6 +593,7 @@ class DurationModel:
 
 _LOCALITY = (None, "pal", "gavel", "bandwidth")
 _VARIABILITY = (None, "pal32", "longhorn", "frontera")
+_EXECUTION = ("ddp", "easyscale")
 
 
 class ThroughputModel:
@@ -547,6 +617,13 @@ class ThroughputModel:
             median of the model's measured pairs; see ``sharing_factor``), once per extra job.
         reference_gpu_type: the type whose speed defines the work unit.
         type_aliases: map cluster GPU type names to table types (e.g. ``{"philly-12GB": "K80"}``).
+        execution: ``"ddp"`` (one worker per GPU in lock-step: a mixed gang runs at its slowest
+            GPU) or ``"easyscale"`` (the job's ``max_gpus`` logical workers are spread over its
+            GPUs by speed with :func:`est_balance`; the rate is ``S(n) / S(num_gpus)`` times
+            ``(E / n) / (E_ref / num_gpus)``, E the allocation's effective speed, each GPU's speed
+            being its type ratio over its variability slowdown, and ``E_ref`` the effective speed
+            of the requested count of reference GPUs, so the requested allocation still runs at
+            rate 1). Locality and sharing apply as in ``"ddp"``.
     """
 
     name = "throughput"
@@ -555,7 +632,9 @@ class ThroughputModel:
                  node_penalty: float = PAL_NODE_PENALTY, rack_penalty: float = DEFAULT_RACK_PENALTY,
                  variability: str | None = "pal32", sharing: bool = True,
                  reference_gpu_type: str = REFERENCE_GPU_TYPE,
-                 type_aliases: Mapping[str, str] | None = None) -> None:
+                 type_aliases: Mapping[str, str] | None = None, execution: str = "ddp") -> None:
+        if execution not in _EXECUTION:
+            raise ConfigError(f"execution must be one of {_EXECUTION}, got {execution!r}")
         if locality not in _LOCALITY:
             raise ConfigError(f"locality must be one of {_LOCALITY}, got {locality!r}")
         if variability not in _VARIABILITY:
@@ -574,6 +653,7 @@ class ThroughputModel:
         self.sharing = bool(sharing)
         self.reference_gpu_type = reference_gpu_type
         self.type_aliases = dict(type_aliases or {})
+        self.execution = execution
 
     # ------------------------------------------------------------------ reset
     def _cluster_types(self, spec: ClusterSpec) -> list[str]:
@@ -659,6 +739,10 @@ class ThroughputModel:
         default = load_tables()["pair_default"][_table_type(self.reference_gpu_type) or REFERENCE_GPU_TYPE]
         self._pair: dict[tuple[int, int], float] = {}
         self._pair_default = default
+        # easyscale: logical workers P = max_gpus; norm = E_ref / num_gpus, the per-GPU effective
+        # speed of the requested count of reference GPUs, P / (num_gpus ceil(P / num_gpus))
+        self._workers = np.asarray(jobs.max_gpus, dtype=np.int64).tolist()
+        self._norm = [p / (n * -(-p // n)) if n >= 1 else 1.0 for p, n in zip(self._workers, req.tolist())]
 
     # ------------------------------------------------------------------ rate
     def rate(self, job, gpus, sharers):
@@ -670,6 +754,8 @@ class ThroughputModel:
         r = self._curve[c][n] / self._s_req[job]
         ratio = self._ratio[c]
         pv = self._pv[self._cls[c]] if self._pv is not None else None
+        if self.execution == "easyscale":
+            return self._easyscale_rate(job, c, g, n, r, ratio, pv, sharers, locality)
         if n == 1:  # the common case: no min/max over the gang, no locality
             x = g[0]
             r *= ratio[self._gpu_type[x]]
@@ -687,6 +773,23 @@ class ThroughputModel:
                     r = self._span_rate(job, c, g, n, r)
             if pv is not None:
                 r /= max([pv[x] for x in g])
+        if sharers > 1:
+            r *= self._share[c] ** (sharers - 1)
+        return r
+
+    def _easyscale_rate(self, job: int, c: int, g: list[int], n: int, r: float, ratio: list[float],
+                        pv: list[float] | None, sharers: int, locality: str | None) -> float:
+        """Rate under ``execution="easyscale"``: ``r`` (the scaling factor) times the allocation's
+        per-GPU effective speed over the requested allocation's (see the class docstring)."""
+        gt = self._gpu_type
+        speeds = [ratio[gt[x]] / pv[x] for x in g] if pv is not None else [ratio[gt[x]] for x in g]
+        if n == 1:
+            eff = speeds[0]
+        else:
+            eff = est_balance(speeds, self._workers[job]).effective_speed / n
+        r *= eff / self._norm[job]
+        if n > 1 and locality is not None and len({self._gpu_node[x] for x in g}) > 1:
+            r = self._span_rate(job, c, g, n, r)
         if sharers > 1:
             r *= self._share[c] ** (sharers - 1)
         return r

@@ -23,6 +23,8 @@ CASES = [
     ("qssf", {"backfill": True}, "history"),
     ("edf", {}, "oracle"),
     ("edf", {"admission_control": True, "backfill": False}, "noisy"),
+    ("elasticscale", {}, "oracle"),
+    ("elasticscale_homo", {}, "oracle"),
 ]
 
 
