@@ -14,6 +14,7 @@ import dataclasses
 import hashlib
 import os
 import shutil
+import stat
 import tarfile
 import urllib.error
 import urllib.request
@@ -163,33 +164,75 @@ def _fetch(remote: Remote, f: RemoteFile, url: str, target: Path) -> None:
     part.replace(target)
 
 
-def _safe_name(archive: Path, name: str, dest: Path) -> None:
+def _refuse(archive: Path, name: str, why: str) -> DownloadError:
+    return DownloadError(f"{archive}: member {name!r} {why}; refusing to unpack")
+
+
+def _check_name(archive: Path, name: str, dest: Path) -> None:
+    """Refuse a member path that is absolute, has ``..`` or a backslash, or resolves outside ``dest``."""
+    if "\\" in name:
+        raise _refuse(archive, name, "has a backslash in its path (archives use '/')")
     p = PurePosixPath(name)
     if p.is_absolute() or ".." in p.parts or not (dest / p).resolve().is_relative_to(dest.resolve()):
-        raise DownloadError(f"{archive}: member {name!r} would be written outside {dest}; refusing to unpack")
+        raise _refuse(archive, name, "would be written outside the folder it is unpacked into")
 
 
 def extract(archive: Path, dest: Path) -> None:
-    """Unpack a ``.tar.gz``/``.tgz``/``.tar`` or ``.zip`` into ``dest``, refusing absolute paths,
-    ``..`` components and links (DownloadError names the member)."""
+    """Unpack a ``.tar.gz``/``.tgz``/``.tar`` or ``.zip`` into ``dest``.
+
+    Every member is checked before anything is written: absolute paths, ``..`` components,
+    backslashes, links (symbolic or hard, wherever they point) and special files (devices, FIFOs)
+    are refused with a DownloadError naming the member. Tar members are then unpacked with
+    tarfile's ``data`` filter (no set-uid bits, no foreign owners).
+    """
     if archive.name.endswith(".zip"):
         with zipfile.ZipFile(archive) as zf:
             for info in zf.infolist():
-                _safe_name(archive, info.filename, dest)
-                if (info.external_attr >> 16) & 0o170000 == 0o120000:
-                    raise DownloadError(f"{archive}: member {info.filename!r} is a link; refusing to unpack")
+                _check_name(archive, info.filename, dest)
+                if stat.S_ISLNK(info.external_attr >> 16):
+                    raise _refuse(archive, info.filename, "is a link")
             zf.extractall(dest)
         return
     with tarfile.open(archive) as tar:
         for member in tar.getmembers():
-            _safe_name(archive, member.name, dest)
+            _check_name(archive, member.name, dest)
             if member.issym() or member.islnk():
-                raise DownloadError(f"{archive}: member {member.name!r} is a link; refusing to unpack")
+                raise _refuse(archive, member.name, f"is a link (to {member.linkname!r})")
+            if not (member.isfile() or member.isdir()):
+                raise _refuse(archive, member.name, "is a special file (device or FIFO)")
         tar.extractall(dest, filter="data")
 
 
 def _is_archive(name: str) -> bool:
     return name.endswith((".tar.gz", ".tgz", ".tar", ".zip"))
+
+
+def _unpack(remote: Remote, archive: Path, folder: Path) -> None:
+    """Extract ``archive`` into a staging folder, then move its top-level items into ``folder``;
+    items named like the data set's own files or the bookkeeping files are refused."""
+    staging = folder / f".staging-{archive.name}"
+    shutil.rmtree(staging, ignore_errors=True)
+    try:
+        extract(archive, staging)
+        reserved = {f.filename for f in remote.files}
+        for item in staging.iterdir():
+            if item.name in reserved or item.name.startswith((".unpacked-", ".staging-")):
+                raise _refuse(archive, item.name, f"would replace {folder / item.name}, a file of the "
+                              "download itself")
+    except DownloadError:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    except (tarfile.TarError, zipfile.BadZipFile, EOFError, OSError) as exc:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise DownloadError(f"{archive}: cannot unpack: {exc}") from exc
+    for item in staging.iterdir():
+        dest = folder / item.name
+        if dest.is_dir() and not dest.is_symlink():
+            shutil.rmtree(dest)
+        elif dest.exists() or dest.is_symlink():
+            dest.unlink()
+        item.replace(dest)
+    staging.rmdir()
 
 
 def download(name: str, *, cache_dir: str | Path | None = None, url: str | None = None) -> Path:
@@ -203,8 +246,9 @@ def download(name: str, *, cache_dir: str | Path | None = None, url: str | None 
 
     Raises:
         ConfigError: unknown name.
-        DownloadError: the download failed (the message says where to put the file by hand) or the
-            sha256 did not match (the partial file is deleted).
+        DownloadError: the download failed (the message says where to put the file by hand), the
+            sha256 did not match (the partial file is deleted), or an archive is unreadable or has
+            a member :func:`extract` refuses (nothing of it is unpacked).
     """
     if name not in REMOTES:
         raise ConfigError(f"unknown download {name!r}; expected one of {sorted(REMOTES)}")
@@ -222,24 +266,6 @@ def download(name: str, *, cache_dir: str | Path | None = None, url: str | None 
             _fetch(remote, f, source, target)
         marker = folder / f".unpacked-{f.filename}"
         if _is_archive(f.filename) and not marker.exists():
-            staging = folder / f".staging-{f.filename}"
-            shutil.rmtree(staging, ignore_errors=True)
-            try:
-                extract(target, staging)
-            except (tarfile.TarError, zipfile.BadZipFile, EOFError, OSError) as exc:
-                shutil.rmtree(staging, ignore_errors=True)
-                raise DownloadError(f"{target}: cannot unpack: {exc}") from exc
-            except DownloadError:
-                shutil.rmtree(staging, ignore_errors=True)
-                raise
-            for item in staging.iterdir():
-                dest = folder / item.name
-                if dest.exists():
-                    if dest.is_dir():
-                        shutil.rmtree(dest)
-                    else:
-                        dest.unlink()
-                item.replace(dest)
-            staging.rmdir()
+            _unpack(remote, target, folder)
             marker.touch()
     return folder
