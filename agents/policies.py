@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import zipfile
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -288,7 +289,16 @@ def load_model(spec: str | Path, algo: str | None = None):
     file (written by :func:`dlsched_gym.agents.train`), else MaskablePPO.
     """
     path, algo, _ = _resolve(spec, algo)
-    return algorithms()[algo].load(str(path), device="cpu")
+    return _load(path, algo)
+
+
+def _load(path: Path, algo: str):
+    """``algorithms()[algo].load(path)``, with a file that is not such a model reported as a
+    :class:`ConfigError` naming it."""
+    try:
+        return algorithms()[algo].load(str(path), device="cpu")
+    except (ValueError, KeyError, OSError, EOFError, zipfile.BadZipFile) as exc:
+        raise ConfigError(f"agent file {path}: not a loadable {algo} model ({exc})") from None
 
 
 def load_agent(spec: str | Path, *, algo: str | None = None, placement: str = "consolidated",
@@ -299,7 +309,7 @@ def load_agent(spec: str | Path, *, algo: str | None = None, placement: str = "c
     SB3 zips contain pickles: pass only trusted files (bundled agents are checksum-verified).
     """
     path, algo, env_kwargs = _resolve(spec, algo)
-    model = algorithms()[algo].load(str(path), device="cpu")
+    model = _load(path, algo)
     label = name or (str(spec) if str(spec).startswith("pretrained:") else Path(spec).stem)
     return PolicyScheduler(model, placement=placement, name=f"rl:{label}",
                            window_order=env_kwargs.get("window_order", "arrival"))

@@ -19,6 +19,8 @@ import csv
 import json
 import os
 import re
+import warnings
+import zipfile
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -156,13 +158,35 @@ def _atomic_save(model, path: Path) -> None:
     os.replace(tmp, path)
 
 
-def _latest_checkpoint(folder: Path) -> Path | None:
-    best, best_steps = None, -1
+class _AtomicCheckpoint(CheckpointCallback):
+    """SB3's CheckpointCallback, but each checkpoint is written to a temporary file and renamed into
+    place, so a run killed while saving leaves no partial ``model_<N>_steps.zip``."""
+
+    def _on_step(self) -> bool:
+        if self.n_calls % self.save_freq == 0:
+            _atomic_save(self.model, Path(self._checkpoint_path(extension="zip")))
+        return True
+
+
+def _checkpoints(folder: Path) -> list[Path]:
+    """The checkpoints ``model_<N>_steps.zip`` in ``folder``, newest (largest N) first."""
+    found = []
     for p in folder.glob("model_*_steps.zip"):
         m = re.fullmatch(r"model_(\d+)_steps\.zip", p.name)
-        if m and int(m.group(1)) > best_steps:
-            best, best_steps = p, int(m.group(1))
-    return best
+        if m:
+            found.append((int(m.group(1)), p))
+    return [p for _, p in sorted(found, reverse=True)]
+
+
+def _load_checkpoint(cls, folder: Path, **kwargs) -> tuple[Any, Path | None]:
+    """The newest checkpoint in ``folder`` that loads, and its path ((None, None) if none does); one
+    that does not load (cut short by a kill while it was saved) is skipped with a warning."""
+    for path in _checkpoints(folder):
+        try:
+            return cls.load(str(path), **kwargs), path
+        except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
+            warnings.warn(f"skipping checkpoint {path}: it does not load ({exc})", stacklevel=3)
+    return None, None
 
 
 def collect_demonstrations(teacher, env_id: str, env_kwargs: Mapping[str, Any] | None, steps: int,
@@ -291,11 +315,10 @@ def train(algo: str = "maskable_ppo", env_id: str = "DLCluster-v0",
         vec = VecNormalize(vec, norm_obs=False, norm_reward=True,
                            gamma=float(dict(algo_kwargs or {}).get("gamma", 0.99)))
     ckpt_dir = out / "checkpoints"
-    latest = _latest_checkpoint(ckpt_dir) if resume else None
     cls = algos[algo]
-    if latest is not None:
-        model = cls.load(str(latest), env=vec, tensorboard_log=str(out / "tb"), device="cpu")
-    else:
+    model, latest = (_load_checkpoint(cls, ckpt_dir, env=vec, tensorboard_log=str(out / "tb"), device="cpu")
+                     if resume else (None, None))
+    if model is None:
         model = cls(policy, vec, seed=seed, verbose=0, tensorboard_log=str(out / "tb"), device="cpu",
                     policy_kwargs={**default_pk, **dict(policy_kwargs or {})}, **dict(algo_kwargs or {}))
         if bc_teacher:
@@ -303,7 +326,7 @@ def train(algo: str = "maskable_ppo", env_id: str = "DLCluster-v0",
                               seed=seed)
     callbacks: list[BaseCallback] = []
     every = checkpoint_freq or eval_freq or 10_000
-    callbacks.append(CheckpointCallback(save_freq=max(every // n_envs, 1), save_path=str(ckpt_dir),
+    callbacks.append(_AtomicCheckpoint(save_freq=max(every // n_envs, 1), save_path=str(ckpt_dir),
                                         name_prefix="model"))
     if eval_freq:
         callbacks.append(HeldOutEvaluation(env_id, eval_kwargs, eval_freq, out, eval_windows,

@@ -60,8 +60,24 @@ def accepted_params(name: str) -> dict[str, Any]:
             if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)}
 
 
+#: Accepted value types by the type of a parameter's default (other defaults are not checked).
+_KINDS: dict[type, tuple[type, ...]] = {bool: (bool,), int: (int, float), float: (int, float),
+                                       str: (str,)}
+
+
+def _check_type(name: str, key: str, value: Any, default: Any) -> None:
+    """Refuse a value whose type does not match the default's (``backfill="maybe"``)."""
+    kinds = _KINDS.get(type(default))
+    if kinds is None:
+        return
+    if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
+        raise ConfigError(f"scheduler {name!r}: parameter {key!r} expects a "
+                          f"{type(default).__name__} (default {default!r}), got {value!r}")
+
+
 def make(name: str, **params: Any) -> Any:
-    """Instantiate the scheduler ``name`` with ``params``; unknown parameters are an error."""
+    """Instantiate the scheduler ``name`` with ``params``; unknown parameters, and values whose type
+    does not match the parameter's default (bool, number, string), are errors."""
     cls = get(name)
     accepted = accepted_params(name)
     unknown = sorted(set(params) - set(accepted))
@@ -70,6 +86,8 @@ def make(name: str, **params: Any) -> Any:
             f"scheduler {name!r}: unknown parameter(s) {unknown}; accepted: "
             + (", ".join(f"{k}={v!r}" for k, v in accepted.items()) or "none")
         )
+    for key, value in params.items():
+        _check_type(name, key, value, accepted[key])
     try:
         return cls(**params)
     except (TypeError, ValueError) as exc:

@@ -216,9 +216,11 @@ def _simulate(args: argparse.Namespace) -> int:
     metrics = output.record["metrics"]
     summary = {**metrics, "scheduler": cell.label, "key": cell.key, "config": cell.config(),
                "version": __version__, "versions": output.record["versions"],
-               "workload": output.record["workload"], "wall_s": output.wall_s}
+               "workload": output.record["workload"]}
     evaluate.atomic_write(out / "jobs.csv", lambda tmp: output.jobs.to_csv(tmp, index=False))
     evaluate.atomic_write(out / "timeline.csv", lambda tmp: output.timeline.to_csv(tmp, index=False))
+    # Wall time apart, so that summary.json is bit-identical across runs of the same cell.
+    evaluate.atomic_write_text(out / "timing.json", evaluate.to_json({"wall_s": output.wall_s}))
     evaluate.atomic_write_text(out / "summary.json", evaluate.to_json(summary))
     sec = {k: _fmt_seconds(math.nan if metrics[k] is None else metrics[k])
            for k in ("avg_jct", "p99_jct", "avg_queueing_delay")}
@@ -226,7 +228,8 @@ def _simulate(args: argparse.Namespace) -> int:
           f"{metrics['jobs']} jobs finished; avg JCT {sec['avg_jct']}, p99 JCT {sec['p99_jct']}, "
           f"avg queueing {sec['avg_queueing_delay']}, GPU utilization "
           f"{100 * metrics['gpu_utilization']:.1f}%")
-    print(f"wrote {out / 'summary.json'}, {out / 'jobs.csv'}, {out / 'timeline.csv'}")
+    print(f"wrote {out / 'summary.json'}, {out / 'jobs.csv'}, {out / 'timeline.csv'}, "
+          f"{out / 'timing.json'}")
     return 0
 
 
@@ -276,7 +279,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     cells = exp.cells()
     done = sum(evaluate.is_done(c, exp.out) for c in cells)
     options = {"address": exp.address} if exp.address is not None else {}
-    workers = exp.workers or os.cpu_count() or 1
+    workers = exp.workers if exp.workers is not None else (os.cpu_count() or 1)
     df = evaluate.run_grid(cells, exp.out, workers=workers, backend=exp.backend, **options)
     lb = evaluate.write_leaderboard(df, exp.out)
     print(evaluate.to_markdown(lb))

@@ -305,6 +305,9 @@ def from_toml(path: str | Path) -> ClusterSpec:
     allowed = {f.name for f in dataclasses.fields(Node)} | {"count"}
     nodes: list[Node] = []
     for k, group in enumerate(groups):
+        if not isinstance(group, dict):
+            raise ClusterSpecError(f"{path}: [[nodes]] #{k}: expected a table of node options, "
+                                   f"got {group!r}")
         extra = set(group) - allowed
         if extra:
             raise ClusterSpecError(f"{path}: [[nodes]] #{k}: unknown keys {sorted(extra)}; "
@@ -320,7 +323,13 @@ def from_toml(path: str | Path) -> ClusterSpec:
             if "rack" in f:
                 f["rack"] = str(f["rack"]).replace("{i}", str(i))
             nodes.append(Node(**f))
-    cloud = CloudPool(**data["cloud"]) if "cloud" in data else None
+    cloud = None
+    if "cloud" in data:
+        keys = {f.name for f in dataclasses.fields(CloudPool)}
+        if not isinstance(data["cloud"], dict) or set(data["cloud"]) - keys:
+            raise ClusterSpecError(f"{path}: [cloud]: expected a table with keys {sorted(keys)}, "
+                                   f"got {data['cloud']!r}")
+        cloud = CloudPool(**data["cloud"])
     schedule = tuple((float(t), int(k)) for t, k in data.get("inference_schedule", []))
     return ClusterSpec(nodes=tuple(nodes), name=str(data.get("name", path.stem)),
                        gpu_share_limit=int(data.get("gpu_share_limit", 1)), cloud=cloud,

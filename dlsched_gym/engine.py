@@ -868,18 +868,21 @@ class Engine:
 
             bar = tqdm(total=self.jobs.n, unit="job", desc=f"{scheduler.name}", leave=False)
         shown = 0
-        while self.next_decision():
-            ops = schedule(view)
-            if ops:
-                self.apply(ops)
+        try:
+            while self.next_decision():
+                ops = schedule(view)
+                if ops:
+                    self.apply(ops)
+                if bar is not None:
+                    ended = self.finished_count + self.rejected_count
+                    if ended - shown >= 1000:
+                        bar.update(ended - shown)
+                        shown = ended
             if bar is not None:
-                ended = self.finished_count + self.rejected_count
-                if ended - shown >= 1000:
-                    bar.update(ended - shown)
-                    shown = ended
-        if bar is not None:
-            bar.update(self.finished_count + self.rejected_count - shown)
-            bar.close()
+                bar.update(self.finished_count + self.rejected_count - shown)
+        finally:  # an error must not be printed on the bar's line
+            if bar is not None:
+                bar.close()
         return self.result(scheduler.name) if result else None
 
     def result(self, scheduler_name: str = "") -> SimResult:

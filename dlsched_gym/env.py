@@ -582,7 +582,10 @@ class DLClusterEnv(gym.Env):
         b = self.builder
         eng = self.engine
         if self.action_mode == "discrete":
-            a = int(action)
+            arr = np.asarray(action)
+            if arr.size != 1 or arr.dtype.kind not in "iu":
+                raise InvalidActionError(f"action {action!r}: expected one integer in 0..{self.K}")
+            a = int(arr.reshape(()))
             K = self.K
             if not 0 <= a <= K:
                 raise InvalidActionError(f"action {action!r} is outside 0..{K}")

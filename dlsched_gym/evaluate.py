@@ -733,11 +733,13 @@ def to_markdown(lb: pd.DataFrame) -> str:
 
 
 def write_leaderboard(df: pd.DataFrame, out_dir: str | Path) -> pd.DataFrame:
-    """Compute the leaderboard of ``df`` and write ``leaderboard.csv`` and ``leaderboard.md``."""
+    """Compute the leaderboard of ``df`` and write ``leaderboard.csv`` and ``leaderboard.md``
+    without the wall-clock columns (so that both files are deterministic); return the full one."""
     lb = leaderboard(df)
+    files = lb.drop(columns=["wall_s_mean", "wall_s_ci95"], errors="ignore")
     out = Path(out_dir)
-    atomic_write(out / "leaderboard.csv", lambda tmp: lb.to_csv(tmp, index=False))
-    atomic_write_text(out / "leaderboard.md", to_markdown(lb))
+    atomic_write(out / "leaderboard.csv", lambda tmp: files.to_csv(tmp, index=False))
+    atomic_write_text(out / "leaderboard.md", to_markdown(files))
     return lb
 
 

@@ -143,6 +143,14 @@ class Workload:
         return self.replace(sub, name=f"{self.name}/{label}")
 
 
+def _show(value: object) -> str:
+    """A cell value for an error message: numpy scalars as plain Python numbers (``-5``, not
+    ``np.int64(-5)``), strings quoted."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    return repr(value)
+
+
 def _fail(where: str, row: int | None, column: str, problem: str, table: pd.DataFrame) -> None:
     loc = f"{where}: " if where else ""
     if row is None:
@@ -168,7 +176,7 @@ def _numeric(
         if not drop:
             row = int(np.flatnonzero(bad)[0])
             kind = "an integer" if integer else "a number"
-            _fail(where, row, column, f"expected {kind}, got {raw.iloc[row]!r}", table)
+            _fail(where, row, column, f"expected {kind}, got {_show(raw.iloc[row])}", table)
         dropped[f"non-numeric {column}"] = int(bad.sum())
     return values, bad
 
@@ -218,7 +226,7 @@ def normalize(
         if mask.any():
             if not drop_invalid:
                 row = int(np.flatnonzero(mask)[0])
-                _fail(where, row, column, f"{problem}, got {t[column].iloc[row]!r}", t)
+                _fail(where, row, column, f"{problem}, got {_show(t[column].iloc[row])}", t)
             dropped[f"{column}: {problem}"] = int(mask.sum())
             bad |= mask
 

@@ -13,6 +13,14 @@ def test_unknown_name_and_parameter_are_named():
         registry.make("fifo", speed=2)
 
 
+def test_parameter_types_follow_the_defaults():
+    with pytest.raises(ConfigError, match="parameter 'backfill' expects a bool .* got 'maybe'"):
+        registry.make("fifo", backfill="maybe")
+    with pytest.raises(ConfigError, match="parameter 'backfill' expects a bool"):
+        registry.make("fifo", backfill=1)
+    assert registry.make("fifo", backfill=True).backfill is True
+
+
 def test_user_scheduler_can_be_redefined_only_with_replace():
     @registry.register("test-registry-user")
     class First:

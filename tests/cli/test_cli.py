@@ -136,7 +136,10 @@ def test_scheduler_error_exit_code_and_verbose(tmp_path, capsys, monkeypatch):
     assert simulate(tmp_path, trace) == 4
     err = capsys.readouterr().err
     assert "duplicate GPU ids" in err and "Traceback" not in err
-    assert len(err.strip().splitlines()) == 1
+    # what a terminal shows: each line after its last carriage return (the cleared progress bar)
+    shown = [line.rsplit("\r", 1)[-1] for line in err.split("\n")]
+    assert [line for line in shown if line.strip()] == [
+        "dlsched: error: job 0: Start: duplicate GPU ids [0, 0]"]
     assert simulate(tmp_path, trace, "--verbose") == 4
     assert "Traceback" in capsys.readouterr().err
 

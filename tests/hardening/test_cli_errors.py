@@ -147,8 +147,6 @@ def test_scheduler_error_exits_4(tmp_path, capsys, monkeypatch):
     assert "dlsched: error: job 0: Start: duplicate GPU ids [0, 0]\n" in err and "Traceback" not in err
 
 
-@pytest.mark.xfail(strict=True, reason="Engine.continue_run closes its progress bar only after a normal "
-                                       "end, so the error is printed on the bar's line")
 def test_error_line_is_not_glued_to_the_progress_bar(tmp_path, capsys, monkeypatch):
     def bad_schedule(self, view):
         return [Start(next(iter(view.queue)), [0, 0])] if view.queue else []
@@ -200,9 +198,9 @@ def test_the_classes_have_distinct_codes(tmp_path, capsys, monkeypatch):
     assert (argparse_code, config_code, data_code, internal_code) == (2, 2, 3, 1)
 
 
-# ---------------------------------------------------------------------------- known defects
-# Bad input that currently ends as an internal error (exit 1) or is silently accepted.
-DEFECTS = {
+# ---------------------------------------------------------------------------- former defects
+# Bad input that once ended as an internal error (exit 1) or was silently accepted.
+FORMER_DEFECTS = {
     "cluster TOML: unknown [cloud] key": (
         cluster_case("[[nodes]]\ngpus = 4\n[cloud]\nprize = 1\n"), 2, "cloud",
         "cluster.from_toml passes [cloud] keys to CloudPool(**...) unchecked: TypeError, exit 1"),
@@ -221,10 +219,9 @@ DEFECTS = {
 }
 
 
-@pytest.mark.parametrize("case", [pytest.param(name, marks=pytest.mark.xfail(strict=True, reason=reason))
-                                  for name, (*_, reason) in DEFECTS.items()])
-def test_known_defects(tmp_path, capsys, case):
-    build, code, needle, _ = DEFECTS[case]
+@pytest.mark.parametrize("case", list(FORMER_DEFECTS))
+def test_former_defects_are_clean_errors(tmp_path, capsys, case):
+    build, code, needle, _ = FORMER_DEFECTS[case]
     assert main(build(tmp_path)) == code
     err = capsys.readouterr().err
     assert err.startswith("dlsched: error: ") and needle in err and "internal error" not in err
