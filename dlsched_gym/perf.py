@@ -30,6 +30,9 @@ Models (``PERF_MODELS``, built with :func:`make_perf`):
   - ``sharing``: co-located jobs slow down by Gavel's measured pair throughputs.
 
   With every factor off, ``throughput`` is the ``duration`` model.
+- ``goodput``: Pollux's goodput (throughput x statistical efficiency at the best batch size for
+  the allocation, or the trace batch with ``adaptive=False``), relative to the job's requested
+  configuration; see :mod:`dlsched_gym.goodput`.
 
   ``execution`` says how a job's gang runs. ``"ddp"`` (the default): one worker per GPU in
   lock-step, so a gang mixing GPU types runs at its slowest type (the ``gpu_type`` factor above).
@@ -61,6 +64,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 
 from dlsched_gym.errors import ConfigError
+from dlsched_gym.goodput import GoodputModel
 
 if TYPE_CHECKING:
     from dlsched_gym.cluster import ClusterSpec
@@ -869,6 +873,7 @@ class ThroughputModel:
 PERF_MODELS: dict[str, Callable[..., PerfModel]] = {
     "duration": DurationModel,
     "throughput": ThroughputModel,
+    "goodput": GoodputModel,
 }
 
 
