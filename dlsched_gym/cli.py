@@ -247,6 +247,9 @@ def _evaluate_args(p: argparse.ArgumentParser) -> None:
                    help="comma-separated trained agents (.zip or pretrained:NAME)")
     p.add_argument("--seeds", metavar="0,1,2", help="comma-separated seeds (default 0)")
     p.add_argument("--loads", metavar="1,2", help="comma-separated arrival-rate factors (default 1)")
+    p.add_argument("--imports", metavar="MOD[,MOD]",
+                   help="modules that register your own schedulers, imported first in every worker "
+                        "(they must be importable there: installed or on PYTHONPATH)")
     _engine_options(p, defaults=False)
     p.add_argument("--workers", type=int, help="parallel processes (default: one per CPU)")
     p.add_argument("--backend", choices=sorted(BACKENDS), help="execution backend (default local)")
@@ -269,6 +272,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         "clusters": args.cluster,
         "seeds": _split(args.seeds, "--seeds", int),
         "loads": _split(args.loads, "--loads", float),
+        "imports": _split(args.imports, "--imports"),
         "overhead": args.overhead, "perf": args.perf, "predictor": args.predictor,
         "placement": args.placement, "drop_invalid": args.drop_invalid, "workers": args.workers,
         "backend": args.backend, "address": args.address, "out": args.out,

@@ -31,6 +31,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import hashlib
+import importlib
 import json
 import math
 import os
@@ -145,6 +146,9 @@ class Cell:
             60 s above).
         drop_invalid: drop unusable jobs (invalid rows, jobs larger than the cluster) instead of
             failing; the counts are recorded in the result.
+        imports: modules imported before the scheduler is made, in whatever process runs the
+            cell (a scheduler registered in user code reaches process-pool and Ray workers this
+            way); left out of the configuration hash when empty.
     """
 
     scheduler: str
@@ -163,18 +167,23 @@ class Cell:
     placement: str = "consolidated"
     overhead: float | str = 0.0
     drop_invalid: bool = False
+    imports: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         # Canonical types, so that equal configurations hash equally (TOML 0 vs CLI 0.0).
         object.__setattr__(self, "load", _positive(self.load, "loads"))
         object.__setattr__(self, "seed", _seed(self.seed))
         object.__setattr__(self, "overhead", _canonical_overhead(self.overhead))
+        object.__setattr__(self, "imports", _module_names(self.imports))
         if not self.label:
             object.__setattr__(self, "label", default_label(self.scheduler, self.params))
 
     def config(self) -> dict[str, Any]:
         """The full configuration as a JSON-ready dict."""
-        return json.loads(to_json(dataclasses.asdict(self)))
+        config = json.loads(to_json(dataclasses.asdict(self)))
+        if not self.imports:  # keeps the keys of grids without imports as they were
+            del config["imports"]
+        return config
 
     @property
     def key(self) -> str:
@@ -230,6 +239,7 @@ def expand_grid(
     placement: str = "consolidated",
     overhead: float | str = 0.0,
     drop_invalid: bool = False,
+    imports: Iterable[str] = (),
 ) -> list[Cell]:
     """All cells of scheduler x trace x cluster x load x seed, validated.
 
@@ -243,6 +253,7 @@ def expand_grid(
             ``{"path": ..., "label": ...}``.
         perf, perf_options, predictor, predictor_options, placement, overhead, drop_invalid:
             engine options shared by every cell (see :class:`Cell`).
+        imports: modules to import first, here and in every worker (user schedulers).
 
     Raises:
         ConfigError: an unknown scheduler, parameter, predictor, placement or perf model, or a
@@ -253,6 +264,8 @@ def expand_grid(
     from dlsched_gym.placement import PLACEMENTS
     from dlsched_gym.predictors import make_predictor
 
+    imports = _module_names(tuple(imports))
+    import_modules(imports)
     runs: list[dict[str, Any]] = []
     for i, item in enumerate(schedulers):
         s = _as_spec(item, f"schedulers[{i}]", "name", ("params", "label"))
@@ -292,10 +305,25 @@ def expand_grid(
              trace_options=topts, augment=aug, cluster=cluster, load=load, seed=seed, perf=perf,
              perf_options=dict(perf_options or {}), predictor=predictor,
              predictor_options=dict(predictor_options or {}), placement=placement,
-             overhead=overhead, drop_invalid=bool(drop_invalid))
+             overhead=overhead, drop_invalid=bool(drop_invalid), imports=imports)
         for r in runs for trace, topts, aug in trace_specs for cluster in clusters for load in loads
         for seed in seeds
     ]
+
+
+def _module_names(value: Any) -> tuple[str, ...]:
+    if isinstance(value, str) or not all(isinstance(m, str) and m for m in value):
+        raise ConfigError(f"imports: expected a list of module names, got {value!r}")
+    return tuple(value)
+
+
+def import_modules(names: Iterable[str]) -> None:
+    """Import ``names`` (user modules that register schedulers), naming the one that fails."""
+    for name in names:
+        try:
+            importlib.import_module(name)
+        except ImportError as exc:
+            raise ConfigError(f"imports: cannot import module {name!r}: {exc}") from None
 
 
 def _positive(x: Any, what: str) -> float:
@@ -456,6 +484,7 @@ def make_scheduler(cell: Cell) -> Any:
         return load_agent(cell.scheduler[len(AGENT_PREFIX):])
     from dlsched_gym import baselines
 
+    import_modules(cell.imports)
     return baselines.make(cell.scheduler, **cell.params)
 
 
@@ -761,6 +790,7 @@ class Experiment:
         overhead = 0                   # restart overhead (s) or "lucid"
         drop_invalid = false
         perf = { name = "duration" }   # other keys are the model's options
+        imports = ["my_schedulers"]    # optional: modules that register your own schedulers
 
         [[schedulers]]
         name = "fifo"
@@ -794,6 +824,7 @@ class Experiment:
     placement: str = "consolidated"
     overhead: float | str = 0.0
     drop_invalid: bool = False
+    imports: list[str] = dataclasses.field(default_factory=list)
     workers: int | None = None
     backend: str = "local"
     address: str | None = None
@@ -814,7 +845,8 @@ class Experiment:
                            seeds=self.seeds, agents=self.agents, perf=self.perf,
                            perf_options=self.perf_options, predictor=self.predictor,
                            predictor_options=self.predictor_options, placement=self.placement,
-                           overhead=self.overhead, drop_invalid=self.drop_invalid)
+                           overhead=self.overhead, drop_invalid=self.drop_invalid,
+                           imports=self.imports)
 
 
 #: TOML key -> (expected type(s), description for error messages).
@@ -830,6 +862,7 @@ _TOML_KEYS: dict[str, tuple[tuple[type, ...], str]] = {
     "placement": ((str,), "a placement name"),
     "overhead": ((int, float, str), "seconds >= 0 or 'lucid'"),
     "drop_invalid": ((bool,), "true or false"),
+    "imports": ((list,), "a list of module names to import first (user schedulers)"),
     "workers": ((int,), "an integer >= 1"),
     "backend": ((str,), f"one of {sorted(BACKENDS)}"),
     "address": ((str,), "a Ray address"),

@@ -232,3 +232,53 @@ def test_atomic_write_leaves_nothing_on_failure(tmp_path):
     with pytest.raises(RuntimeError):
         evaluate.atomic_write(tmp_path / "x.json", boom)
     assert list(tmp_path.iterdir()) == []
+
+
+USER_MODULE = '''
+from dlsched_gym.baselines import register
+from dlsched_gym.baselines.fifo import Fifo
+
+
+@register("user-lifo")
+class Lifo(Fifo):
+    """Starts the most recently queued job that fits first."""
+
+    name = "user-lifo"
+
+    def schedule(self, view):
+        plan, ops = view.plan(), []
+        for j in reversed(list(view.queue)):
+            gpus = plan.place(j)
+            if gpus is not None:
+                ops.append(Start(j, gpus))
+        return ops
+
+
+from dlsched_gym.scheduler import Start  # noqa: E402
+'''
+
+
+def test_imports_reach_every_worker(tmp_path, trace, monkeypatch):
+    # The module is importable only through PYTHONPATH, and the grid's workers are spawned (they
+    # inherit nothing from this process), so the scheduler exists there only via `imports`.
+    (tmp_path / "user_scheds.py").write_text(USER_MODULE)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path))
+    cells = expand_grid(["user-lifo", "fifo"], [trace], ["1x4"], imports=["user_scheds"])
+    assert cells[0].config()["imports"] == ["user_scheds"]
+    assert "imports" not in Cell("fifo", trace, "1x4").config()  # keys of plain grids unchanged
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    spawn = multiprocessing.get_context("spawn")
+    monkeypatch.setattr(evaluate, "ProcessPoolExecutor",
+                        lambda max_workers: ProcessPoolExecutor(max_workers, mp_context=spawn))
+    df = run_grid(cells, tmp_path / "out", workers=2, progress=False).set_index("scheduler")
+    # LIFO (newest first, skipping what does not fit) on 1x4: a 0-100 (2 GPUs); b (4) waits; c
+    # 20-50; d (2) does not fit at 25; e 30-40; at 50 d fits: 50-90; b 100-150; f 200-260.
+    # JCTs 100, 140, 30, 65, 10, 60 -> 405 / 6. Strict FIFO: a 0-100, b 100-150, c 150-180,
+    # d 150-190, e 150-160, f 200-260 -> 100 + 140 + 160 + 165 + 130 + 60 = 755 / 6.
+    assert df.loc["user-lifo", "avg_jct"] == pytest.approx(405 / 6)
+    assert df.loc["fifo", "avg_jct"] == pytest.approx(755 / 6)
+    with pytest.raises(ConfigError, match="cannot import module 'no_such_module'"):
+        expand_grid(["fifo"], [trace], ["1x4"], imports=["no_such_module"])
