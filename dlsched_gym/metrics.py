@@ -19,6 +19,9 @@ Definitions (all times in seconds):
   region's GPUs (``demand_supply[<region>]``), and the largest of them
   (``max_region_demand_supply``, MAST's overload measure). A job counts in the region a ``Route``
   op sent it to, or else, from its first start, in the region of its first GPU.
+- finish-time fairness (Themis, Mahajan et al., NSDI'20): rho = JCT / T_id per finished job,
+  T_id = duration x max(1, gpus x N / total GPUs), N the time-averaged number of jobs in the
+  system (queued or running, the job included) over the job's life; summarized as max and mean.
 - JCT prediction error (when a scheduler annotated ``predicted_jct``, as PCS does): mean absolute
   percentage error over finished jobs, and the fraction predicted within 10 %.
 
@@ -41,6 +44,30 @@ SLOWDOWN_TAU = 10.0
 
 def _pct(x: np.ndarray, q: float) -> float:
     return float(np.percentile(x, q)) if len(x) else math.nan
+
+
+def finish_time_fairness(result: SimResult) -> np.ndarray:
+    """Per job, Themis's finish-time fairness ``rho = JCT / T_id`` (see the module docstring); NaN
+    for jobs that did not finish."""
+    n = len(result.submit_time)
+    fin = result.state == FINISHED
+    submit = result.submit_time
+    end = np.maximum(np.where(np.isfinite(result.end_time), result.end_time, result.now), submit)
+    # Jobs in the system over time: +1 at each submit, -1 at each end; its integral by prefix sums.
+    times = np.concatenate([submit, end])
+    order = np.argsort(times, kind="stable")
+    t = times[order]
+    level = np.cumsum(np.concatenate([np.ones(n), -np.ones(n)])[order])
+    area = np.concatenate([[0.0], np.cumsum(level[:-1] * np.diff(t))])
+
+    def integral(x: np.ndarray) -> np.ndarray:
+        k = np.searchsorted(t, x, side="right") - 1
+        return area[k] + level[k] * (x - t[k])
+
+    life = np.maximum(end - submit, 1e-9)
+    contention = (integral(end) - integral(submit)) / life
+    t_id = result.duration * np.maximum(1.0, result.num_gpus_req * contention / result.num_gpus)
+    return np.where(fin, (end - submit) / t_id, np.nan)
 
 
 def summarize(result: SimResult, steady_window: tuple[int, int] | None = None) -> dict[str, Any]:
@@ -80,6 +107,10 @@ def summarize(result: SimResult, steady_window: tuple[int, int] | None = None) -
         "stalled": bool(result.stalled),
         "truncated": bool(result.truncated),
     }
+    rho = finish_time_fairness(result)[fin]
+    if len(rho):
+        out["max_finish_time_fairness"] = float(rho.max())
+        out["avg_finish_time_fairness"] = float(rho.mean())
     if result.forced_preemptions:
         out["forced_preemptions"] = int(result.forced_preemptions)
     if result.cloud_price is not None:

@@ -25,6 +25,10 @@ CASES = [
     ("edf", {"admission_control": True, "backfill": False}, "noisy"),
     ("elasticscale", {}, "oracle"),
     ("elasticscale_homo", {}, "oracle"),
+    ("themis", {}, "oracle"),
+    ("themis", {"fairness_knob": 0.0}, "noisy"),
+    ("pollux", {}, "oracle"),
+    ("heet", {}, "oracle"),
 ]
 
 
