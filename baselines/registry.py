@@ -66,9 +66,10 @@ _KINDS: dict[type, tuple[type, ...]] = {bool: (bool,), int: (int, float), float:
 
 
 def _check_type(name: str, key: str, value: Any, default: Any) -> None:
-    """Refuse a value whose type does not match the default's (``backfill="maybe"``)."""
+    """Refuse a value whose type does not match the default's (``backfill="maybe"``); None is
+    accepted for a numeric parameter (schedulers read it as "no limit")."""
     kinds = _KINDS.get(type(default))
-    if kinds is None:
+    if kinds is None or (value is None and int in kinds):
         return
     if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
         raise ConfigError(f"scheduler {name!r}: parameter {key!r} expects a "
