@@ -17,6 +17,7 @@ import dataclasses
 import gzip
 import io
 import math
+import zlib
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,14 @@ import pandas as pd
 
 from dlsched_gym.errors import TraceFormatError
 from dlsched_gym.workload import Workload, normalize
+
+#: Largest integer field a reader accepts: every integer up to 2**53 is exact in a float64, and
+#: anything larger would overflow or lose digits in the schema's int64 columns.
+MAX_INTEGER = 2**53
+
+#: What reading a (possibly gzip'd) trace file may raise: I/O errors, a truncated gzip stream
+#: (EOFError) and a corrupt one (zlib.error, which is not an OSError).
+READ_ERRORS = (OSError, EOFError, zlib.error)
 
 
 def open_bytes(path: Path) -> io.BufferedIOBase:
@@ -63,10 +72,11 @@ def read_delimited(
     try:
         with open_bytes(path) as fh:
             data = fh.read()
-    except (OSError, EOFError) as exc:
+    except READ_ERRORS as exc:
         raise TraceFormatError(f"{path}: cannot read {format_name} file: {exc}") from exc
     if not data.strip():
         raise TraceFormatError(f"{path}: empty file, expected a {format_name} file")
+    check_utf8(path, data, format_name)
     data = data.rstrip(b"\r\n") + b"\n"  # blank lines at the very end are not rows (blank lines inside are)
     try:
         frame = pd.read_csv(
@@ -97,6 +107,18 @@ def read_delimited(
                 f"{list(required)}, found {list(frame.columns)}"
             )
     return frame
+
+
+def check_utf8(path: Path | str, data: bytes, format_name: str) -> None:
+    """Raise TraceFormatError naming the line and byte offset if ``data`` is not UTF-8 text."""
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise TraceFormatError(
+            f"{path}: line {line}: not UTF-8 text (byte {data[exc.start]:#04x} at offset {exc.start}); "
+            f"expected a {format_name} file in UTF-8"
+        ) from exc
 
 
 class RowChecker:
@@ -159,8 +181,9 @@ class RowChecker:
         minimum: float | None = None,
         allow_missing: bool = False,
     ) -> np.ndarray:
-        """The column as floats; non-numbers, non-integers (if ``integer``) and values below
-        ``minimum`` are malformed. With ``allow_missing``, empty fields become NaN."""
+        """The column as floats; non-numbers, non-integers and integers above :data:`MAX_INTEGER`
+        (if ``integer``) and values below ``minimum`` are malformed. With ``allow_missing``, empty
+        fields become NaN."""
         raw = self.frame[field]
         stripped = raw.fillna("").astype(str).str.strip()
         values = pd.to_numeric(stripped.replace("", np.nan), errors="coerce").to_numpy(dtype=float)
@@ -174,6 +197,9 @@ class RowChecker:
             bad |= values < minimum
             kind += f" >= {minimum:g}"
         self.flag(bad, field, kind)
+        if integer:
+            too_big = np.abs(np.nan_to_num(values)) > MAX_INTEGER
+            self.flag(too_big, field, f"an integer <= 2**53 ({MAX_INTEGER})")
         return values
 
     def timestamp(self, field: str, *, fmt: str | None, allow_missing: bool = False) -> np.ndarray:

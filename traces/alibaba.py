@@ -18,7 +18,7 @@ Rules (recorded in ``attrs["rules"]``):
 - ``gpu_type``: the tasks' ``gpu_type`` when they agree, else ``""``.
 
 Jobs with no GPU request, no task rows, an unfinished task (empty ``end_time``) or zero duration are
-left out and counted in ``attrs["excluded"]``.
+left out and counted in ``attrs["excluded"]``. A task that ends before it starts is malformed.
 
 ``path`` is the folder holding both tables, or the job table (the task table is then
 ``pai_task_table.csv`` beside it unless ``task_table=`` names it).
@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 
 from dlsched_gym.errors import TraceFormatError
-from dlsched_gym.traces._base import Reader, RowChecker, finish, read_delimited
+from dlsched_gym.traces._base import MAX_INTEGER, Reader, RowChecker, finish, read_delimited
 from dlsched_gym.workload import Workload
 
 FORMAT = "alibaba-pai-2020"
@@ -89,12 +89,15 @@ def read(
     plan_gpu = tcheck.number("plan_gpu", minimum=0, allow_missing=True)
     t_start = tcheck.number("start_time", minimum=0, allow_missing=True)
     t_end = tcheck.number("end_time", minimum=0, allow_missing=True)
+    tcheck.flag(t_end < t_start, "end_time", "a time >= the task's start_time")
     gtype = tcheck.text("gpu_type", required=False)
     ok = tcheck.keep()
+    with np.errstate(over="ignore"):  # a huge request overflows to inf, caught as too many GPUs below
+        task_gpus = np.nan_to_num(inst) * np.nan_to_num(plan_gpu)
     per_task = pd.DataFrame(
         {
             "job": t_job[ok],
-            "gpu": (np.nan_to_num(inst) * np.nan_to_num(plan_gpu))[ok],
+            "gpu": task_gpus[ok],
             "start": t_start[ok],
             "end": t_end[ok],
             "unfinished": np.isnan(t_end)[ok],
@@ -126,6 +129,8 @@ def read(
     check.exclude(joined["unfinished"].fillna(False).to_numpy(dtype=bool), "unfinished task (no end_time)")
     check.exclude(~(duration > 0), "zero duration")
     gpus = np.ceil(np.round(total_gpu / 100, 9))
+    check.flag(gpus > MAX_INTEGER, "job_name", "a job whose tasks ask for at most 2**53 GPUs in all "
+               "(sum of inst_num x plan_gpu / 100)", values=total_gpu / 100)
     fractional = int((check.keep() & (gpus != total_gpu / 100)).sum())
     columns = {
         "job_id": job_id,

@@ -23,8 +23,8 @@ factor below it (``throughput(s) * scale_factor / s``). How many jobs needed tha
 
 from __future__ import annotations
 
-import gzip
 import json
+import math
 import re
 from functools import cache
 from importlib import resources
@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 
 from dlsched_gym.errors import ConfigError, TraceFormatError
-from dlsched_gym.traces._base import Reader, RowChecker, finish, read_delimited
+from dlsched_gym.traces._base import READ_ERRORS, Reader, RowChecker, finish, open_bytes, read_delimited
 from dlsched_gym.workload import Workload
 
 FORMAT = "gavel"
@@ -79,23 +79,41 @@ def parse_throughputs(path: Path) -> pd.DataFrame:
     Returns a table ``worker_type, job_type, scale_factor, steps_per_second`` (the ``"null"`` entries:
     the job running alone; the co-location pairs are not kept).
     """
-    opener = gzip.open if path.suffix == ".gz" else open
     try:
-        with opener(path, "rt") as fh:
+        with open_bytes(path) as fh:
             data = json.load(fh)
-    except (OSError, EOFError, json.JSONDecodeError) as exc:
+    except (*READ_ERRORS, ValueError, RecursionError) as exc:  # ValueError: bad JSON or encoding
         raise TraceFormatError(f"{path}: cannot read a Gavel throughput JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise TraceFormatError(
+            f"{path}: expected a JSON object worker type -> {{job key: throughputs}}, "
+            f"got {type(data).__name__}"
+        )
     rows = []
     for worker, table in data.items():
+        if not isinstance(table, dict):
+            raise TraceFormatError(
+                f"{path}: {worker}: expected an object job key -> throughputs, got {type(table).__name__}"
+            )
         for key, entry in table.items():
             m = _KEY.match(key)
-            if not m or not isinstance(entry, dict) or "null" not in entry:
+            tput = entry.get("null") if isinstance(entry, dict) else None
+            if not m or not _is_rate(tput):
                 raise TraceFormatError(
                     f"{path}: {worker}: key {key!r}: expected \"('<job type>', <scale>)\" "
-                    'with a "null" throughput'
+                    f'with a "null" throughput (steps/s, a finite number >= 0), got {entry!r}'
                 )
-            rows.append((worker, m["job_type"], int(m["scale"]), float(entry["null"])))
+            rows.append((worker, m["job_type"], int(m["scale"]), float(tput)))
+    if not rows:
+        raise TraceFormatError(f"{path}: no throughputs; expected {{worker type: {{job key: {{\"null\": "
+                               "steps/s}}}}}")
     return pd.DataFrame(rows, columns=["worker_type", "job_type", "scale_factor", "steps_per_second"])
+
+
+def _is_rate(value: object) -> bool:
+    """True for a finite number >= 0 (not a bool)."""
+    return (isinstance(value, (int, float)) and not isinstance(value, bool)
+            and math.isfinite(value) and value >= 0)
 
 
 @cache
@@ -105,17 +123,24 @@ def _bundled_throughputs() -> pd.DataFrame:
 
 
 def throughput_lookup(
-    table: pd.DataFrame, worker_type: str, job_type: np.ndarray, scale: np.ndarray
+    table: pd.DataFrame,
+    worker_type: str,
+    job_type: np.ndarray,
+    scale: np.ndarray,
+    *,
+    source: str = "the throughput table",
 ) -> tuple[np.ndarray, np.ndarray]:
     """Steps/s of each (job type, scale factor) on ``worker_type``, and a mask of extrapolated ones.
 
     Unmeasured pairs use the largest measured scale factor ``s`` below the requested one, times
-    ``scale / s``; job types with no measurement at all get NaN.
+    ``scale / s``; job types with no measurement at all get NaN. ``source`` names the table in
+    the error raised when it has no ``worker_type``.
     """
     sub = table[table["worker_type"] == worker_type]
     if sub.empty:
         raise ConfigError(
-            f"worker_type {worker_type!r}: expected one of {sorted(table['worker_type'].unique())}"
+            f"worker_type {worker_type!r} is not in {source}; expected one of "
+            f"{sorted(table['worker_type'].unique())}"
         )
     measured: dict[str, dict[int, float]] = {}
     for jt, sf, tput in sub[["job_type", "scale_factor", "steps_per_second"]].itertuples(index=False):
@@ -147,8 +172,11 @@ def read(
 ) -> Workload:
     """Read a Gavel trace; ``throughputs`` is a Gavel throughput JSON (default: the bundled
     ``simulation_throughputs.json`` values); ``vc`` labels the jobs (ids become ``<vc>-<row>``)."""
-    with open(path, "rb") as fh:
-        first = fh.readline().decode("utf-8", errors="replace")
+    try:
+        with open_bytes(path) as fh:
+            first = fh.readline().decode("utf-8", errors="replace")
+    except READ_ERRORS as exc:
+        raise TraceFormatError(f"{path}: cannot read {FORMAT} file: {exc}") from exc
     nfields = first.rstrip("\r\n").count("\t") + 1
     if nfields not in LAYOUTS:
         raise TraceFormatError(
@@ -156,25 +184,33 @@ def read(
             + " or ".join(f"{n} ({', '.join(c)})" for n, c in LAYOUTS.items())
         )
     frame = read_delimited(path, format_name=FORMAT, sep="\t", columns=LAYOUTS[nfields])
-    table = _bundled_throughputs() if throughputs is None else parse_throughputs(Path(throughputs))
+    if throughputs is None:
+        table, source = _bundled_throughputs(), f"the bundled {THROUGHPUT_FILE}"
+    else:
+        table, source = parse_throughputs(Path(throughputs)), str(throughputs)
     checker = RowChecker(path, frame, lenient=lenient, first_line=1)
     job_type = checker.text("job_type")
     steps = checker.number("total_steps", minimum=1)
     scale = checker.number("scale_factor", integer=True, minimum=1)
     arrival = checker.number("arrival_time", minimum=0)
-    tput, extrapolated = throughput_lookup(table, worker_type, job_type, scale)
+    tput, extrapolated = throughput_lookup(table, worker_type, job_type, scale, source=source)
     known = sorted(table["job_type"].unique())
     checker.flag(
         np.isnan(tput) & np.isfinite(scale),
         "job_type",
         f"a job type with a {worker_type} throughput ({len(known)} known)",
     )
+    checker.flag(
+        tput == 0,
+        "job_type",
+        f"a job type that runs on {worker_type} at its scale factor (the throughput table says 0 steps/s)",
+    )
     parts = [_BATCH.match(str(j)) for j in job_type]
     rows = np.arange(len(frame))
     columns = {
         "job_id": [f"{vc}-{r}" for r in rows] if vc else rows.astype(str),
         "submit_time": arrival,
-        "duration": steps / tput,
+        "duration": np.divide(steps, tput, out=np.full(len(frame), np.nan), where=tput > 0),
         "num_gpus": scale,
         "model": [m["model"] if m else str(j) for m, j in zip(parts, job_type, strict=True)],
         "batch_size": [int(m["batch"]) if m else 0 for m in parts],

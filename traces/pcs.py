@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 from dlsched_gym.traces._base import Reader, RowChecker, finish, read_delimited
 from dlsched_gym.workload import Workload
 
@@ -45,7 +47,8 @@ def read(
     checker.exclude(columns["duration"] == 0, "zero service time")
     # PCS's size is the 1-GPU service time (Bin Faisal et al., OSDI'24, section 3); the run time on
     # the requested GPUs assumes linear scaling, as the trace carries no speed-up curve.
-    columns["duration"] = columns["duration"] / columns["num_gpus"]
+    service, gpus = columns["duration"], columns["num_gpus"]  # gpus < 1 only in malformed rows
+    columns["duration"] = np.divide(service, gpus, out=np.full(len(frame), np.nan), where=gpus >= 1)
     return finish(
         columns,
         checker,

@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 
 from dlsched_gym.errors import TraceFormatError
-from dlsched_gym.traces._base import Reader, RowChecker, finish, open_bytes
+from dlsched_gym.traces._base import READ_ERRORS, Reader, RowChecker, finish, open_bytes
 from dlsched_gym.workload import Workload
 
 FORMAT = "philly-job-log"
@@ -80,6 +80,15 @@ def _attempt_seconds(attempts: Any) -> tuple[float, int, str | None, str, Any]:
             end = dt.datetime.fromisoformat(str(att["end_time"]))
         except ValueError:
             return np.nan, 0, f"{where}.end_time", "a timestamp like '2017-10-05 13:51:44'", att["end_time"]
+        if (start.tzinfo is None) != (end.tzinfo is None):
+            return (
+                np.nan,
+                0,
+                f"{where}.end_time",
+                f"a timestamp {'without' if start.tzinfo is None else 'with'} a UTC offset, like "
+                f"start_time {att['start_time']!r}",
+                att["end_time"],
+            )
         if end < start:
             return (
                 np.nan,
@@ -104,8 +113,10 @@ def read(
             f"{path}: not a {FORMAT} file (invalid or truncated JSON at line {exc.lineno}, "
             f"column {exc.colno}: {exc.msg})"
         ) from exc
-    except (OSError, EOFError, UnicodeDecodeError) as exc:
+    except (*READ_ERRORS, UnicodeDecodeError) as exc:
         raise TraceFormatError(f"{path}: cannot read {FORMAT} file: {exc}") from exc
+    except RecursionError as exc:
+        raise TraceFormatError(f"{path}: not a {FORMAT} file: JSON nested too deeply") from exc
     if not isinstance(jobs, list):
         raise TraceFormatError(
             f"{path}: not a {FORMAT} file: expected a JSON array of jobs, got {type(jobs).__name__}"

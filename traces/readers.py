@@ -24,7 +24,7 @@ from dlsched_gym.traces import (
     pollux,
     synergy,
 )
-from dlsched_gym.traces._base import COMMON_OPTIONS, Reader
+from dlsched_gym.traces._base import COMMON_OPTIONS, READ_ERRORS, Reader
 from dlsched_gym.workload import Workload
 
 #: Format name -> reader.
@@ -51,7 +51,7 @@ def _first_line(path: Path) -> str:
     try:
         with opener(path, "rt", errors="replace") as fh:
             return fh.readline().strip()
-    except (OSError, EOFError) as exc:
+    except READ_ERRORS as exc:
         raise TraceFormatError(f"{path}: cannot read: {exc}") from exc
 
 

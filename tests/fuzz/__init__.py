@@ -1,0 +1,1 @@
+"""Fuzz tests: random, malformed and illegal input must only ever raise the documented errors."""
