@@ -166,7 +166,8 @@ class ObservationBuilder:
         # Per-job rows of the features that do not depend on the clock or the cluster.
         self.rows = np.zeros((n, JOB_FEATURES), dtype=np.float32)
         self.rows[:, 0] = 1.0
-        self.rows[:, 2] = np.log2(1.0 + self.req) / self._log_gpus
+        # (an elastic job may ask for more GPUs than the cluster has: clip into the space)
+        self.rows[:, 2] = np.minimum(np.log2(1.0 + self.req) / self._log_gpus, 1.0)
         self.slots = np.zeros(0, dtype=np.int64)
         self._all_small = n == 0 or int(self.req.max()) <= self.max_node
 
@@ -609,8 +610,14 @@ class DLClusterEnv(gym.Env):
             else:
                 ended = not self._advance()
         else:
+            try:
+                scores = np.asarray(action, dtype=np.float64)
+            except (TypeError, ValueError):
+                scores = None
+            if scores is None or scores.shape != (self.K,) or not np.isfinite(scores).all():
+                raise InvalidActionError(f"action {action!r}: expected {self.K} finite scores")
             slots = b.slots
-            for slot in b.priority_order(action):
+            for slot in b.priority_order(scores):
                 if b.fits(slots[slot:slot + 1], eng.node_free, eng.free_gpus, eng.gpu_load)[0]:
                     self._start(int(slots[slot]))
             ended = not self._advance()

@@ -14,7 +14,8 @@ random ones (empty slots, jobs that do not fit) and out-of-range ones. At every 
   arrival or completion), as terminated or as truncated with ``info["stalled"]``, and every job of
   the window is then finished or reported unfinished.
 
-The env bugs found by this fuzzing are pinned by ``xfail(strict=True)`` tests at the end.
+The env bugs this fuzzing found (malformed priority actions, an out-of-space feature) are fixed;
+their regression tests are at the end.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ jobs_st = st.lists(
 
 def build_env(rows, nodes, gpus, **options) -> DLClusterEnv:
     """An env on the jobs ``rows`` (submit, duration, GPUs, elastic) and ``nodes x gpus``. Jobs never
-    ask for more GPUs than the cluster has (see the xfail test below for what happens then)."""
+    ask for more GPUs than the cluster has (a regression test at the end covers that case)."""
     total = nodes * gpus
     records = []
     for t, d, g, elastic in rows:
@@ -155,10 +156,6 @@ def test_one_integer_discrete_action_in_numpy_form_is_accepted(action):
     assert info["jobs_finished"] == 1 and info["time"] == 50.0
 
 
-@pytest.mark.xfail(strict=True, raises=(IndexError, TypeError, ValueError),
-                   reason="env bug: ObservationBuilder.priority_order indexes the scores without "
-                          "checking their shape: a scalar raises IndexError, a 2-D array TypeError, "
-                          "strings ValueError, instead of InvalidActionError")
 @pytest.mark.parametrize("action", [0.5, np.zeros((2, 2)), np.array(["a"] * 4)],
                          ids=["scalar", "2d", "strings"])
 def test_malformed_priority_action_is_refused(action):
@@ -167,10 +164,6 @@ def test_malformed_priority_action_is_refused(action):
         env.step(action)
 
 
-@pytest.mark.xfail(strict=True, raises=pytest.fail.Exception,
-                   reason="env bug: a priority action of the wrong length is accepted: with 2 scores "
-                          "for K=4, slots 2-3 are silently never started; with 7, the extra scores "
-                          "are silently ignored")
 @pytest.mark.parametrize("size", [2, 7])
 def test_priority_action_of_wrong_length_is_refused(size):
     env = three_jobs_env(action_mode="priority")
@@ -178,11 +171,6 @@ def test_priority_action_of_wrong_length_is_refused(size):
         env.step(np.zeros(size, dtype=np.float32))
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="env bug: ObservationBuilder.bind does not clip the GPUs-requested feature, "
-                          "so an elastic job asking for more GPUs than the cluster has (8 on 4; it "
-                          "may run on min_gpus=2) gives log2(1+8)/log2(1+4) = 1.37 > 1, outside "
-                          "observation_space")
 def test_observation_stays_in_space_when_a_job_asks_for_more_gpus_than_exist():
     wl = from_records([{"submit_time": 0.0, "duration": 10.0, "num_gpus": 1, "min_gpus": 1, "max_gpus": 1},
                        {"submit_time": 0.0, "duration": 10.0, "num_gpus": 8, "min_gpus": 2, "max_gpus": 8}])
