@@ -169,13 +169,17 @@ def _numeric(
     bad = (values.isna() & raw.notna()).to_numpy().copy()
     if not allow_nan:
         bad |= raw.isna().to_numpy()
+    huge = np.zeros(len(raw), dtype=bool)
     if integer:
-        frac = values.notna().to_numpy() & (np.mod(values.fillna(0).to_numpy(), 1) != 0)
-        bad |= frac
+        v = values.fillna(0).to_numpy(dtype=np.float64)
+        bad |= values.notna().to_numpy() & (np.mod(v, 1) != 0)
+        # beyond 2**53 a float no longer holds every integer, and int64 would wrap silently
+        huge = values.notna().to_numpy() & (np.abs(v) > 2**53)
+        bad |= huge
     if bad.any():
         if not drop:
             row = int(np.flatnonzero(bad)[0])
-            kind = "an integer" if integer else "a number"
+            kind = "an integer <= 2**53" if huge[row] else "an integer" if integer else "a number"
             _fail(where, row, column, f"expected {kind}, got {_show(raw.iloc[row])}", table)
         dropped[f"non-numeric {column}"] = int(bad.sum())
     return values, bad
@@ -236,7 +240,7 @@ def normalize(
                 col = t[column]
                 if column == "job_id":
                     check(col.isna().to_numpy(), column, "expected a job id")
-                cols[column] = col.fillna("").astype(str)
+                cols[column] = col.astype(object).where(col.notna(), "").astype(str)
             else:
                 cols[column] = None if default is None else default
         elif column in t.columns:

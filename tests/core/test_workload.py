@@ -74,3 +74,9 @@ def test_window_scale_and_select():
         wl.window(10, 2)
     with pytest.raises(WorkloadError, match="load factor"):
         wl.scale_load(0)
+
+
+def test_integer_beyond_2_pow_53_is_refused_not_wrapped():
+    # int64 would wrap 1e30 GPUs to a negative count; a float cannot hold every integer past 2**53
+    with pytest.raises(WorkloadError, match=r"column 'num_gpus': expected an integer <= 2\*\*53, got 1e\+30"):
+        from_records([{"job_id": "a", "submit_time": 0, "duration": 5, "num_gpus": 1e30}])
