@@ -17,10 +17,11 @@ Two schedulers share one regional tier:
     at the most overloaded region (high-priority demand / supply above 1) and, greedily, starts
     the replication of the dataset whose queued high-priority demand there, moved to the
     least-loaded region without a copy, lowers the larger of the two regions' ratios the most
-    (ties: the smaller dataset). It repeats while a move helps. A replica takes
-    ``size / bandwidth`` seconds, occupies storage in its destination from the start, and may
-    evict replicas this planner made earlier that no job in that region uses (oldest first);
-    the initial replicas are permanent.
+    (ties: the smaller dataset). It repeats while a move helps. It issues ``Replicate`` ops (the
+    engine makes the copy: ``size / bandwidth`` seconds, storage taken in the destination from
+    the start), and ``Evict`` ops for replicas this planner made earlier that no job routed to
+    that region uses (oldest first) when the destination's storage is short; the initial
+    replicas are never evicted.
   * Fast path (scope decoupling, global tier, [I]): a job is routed at arrival to the region,
     among those holding a finished replica of its dataset (any region for a job without a
     dataset) with enough GPUs for its gang, whose projected demand/supply ratio after adding the
@@ -28,12 +29,15 @@ Two schedulers share one regional tier:
     demand (it may preempt the rest); a low-priority job counts all demand. At every slow-path
     run and whenever a replica completes, queued jobs are re-routed the same way when that
     strictly lowers their ratio.
-  * Initial replicas (the data users uploaded before MAST, [I]): one per dataset, in the most
-    common home region of the jobs that read it (the lowest region index on a tie), unless
-    ``initial_replicas`` names them.
+  * Initial replicas (the data users uploaded before MAST, [I]): the engine's (its
+    ``initial_replicas`` option; by default one per dataset, in the most common home region of
+    the jobs that read it, the lowest region index on a tie).
 
 - ``mast-pinned``: the pre-MAST baseline: every job runs in its home region (``region`` column),
-  as users pick regions by hand; data is where its users put it, so no replication.
+  as users pick regions by hand; data is where its users put it, so no replication. On an engine
+  that models datasets, each job's home region must hold a replica of its dataset (the engine's
+  default initial replicas do when all readers of a dataset share a home region), else its
+  ``Start`` is a ``SchedulerError``.
 
 Regional tier (both, [I]): per region, queued jobs in order of priority (higher first), then
 arrival; each starts where a best-fit gang placement finds room (jobs that do not fit are skipped,
@@ -52,11 +56,11 @@ demand/supply ratio per region. Jobs are annotated with ``mast_region`` (the ind
 ``spec.regions`` of the region they were last routed to) and ``mast_ratio`` (that region's
 projected ratio when it was chosen).
 
-TEMPORARY: the engine has no datasets, replicas, storage or replication delay yet. Until it does,
-:class:`ReplicaModel` is a scheduler-side model of the data placement plan, and ``mast`` routes
-jobs only to regions that, in this model, hold a finished replica of their dataset. The engine
-design it stands in for (``Replicate``/``Evict`` ops, ``ClusterSpec.storage_tb``, a job started
-where its data is still being copied waits for the copy) is in ``baselines/reproductions/mast.md``.
+Data placement is the engine's (``Engine(..., dataset_size_tb=..., initial_replicas=...)``,
+``ClusterSpec.region_storage_tb`` and ``replication_gbps``): ``mast`` reads replicas and storage
+from the view and routes a job only to regions where its dataset's replica is ready, so its jobs
+never wait for a copy. Without ``dataset_size_tb`` the engine does not model datasets and ``mast``
+routes every job as if it read none.
 
 Differences from the specification's sketch: the planner uses the current queue as its demand
 forecast (no arrival forecast, no per-team placement groups, no slow-path shares x[g][r] as a
@@ -67,7 +71,6 @@ checkpoint between regions is free.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
 
 import numpy as np
 
@@ -75,96 +78,9 @@ from dlsched_gym.baselines._common import SortedJobs, check_positive
 from dlsched_gym.baselines.registry import register
 from dlsched_gym.errors import ConfigError
 from dlsched_gym.placement import free_gpus_on, take_from_nodes
-from dlsched_gym.scheduler import Preempt, Route, Start, Wake
+from dlsched_gym.scheduler import Evict, Preempt, Replicate, Route, Start
 
-#: Bits per terabyte (decimal), for replication delays.
-TB_BITS = 8e12
 _EPS = 1e-9
-
-
-def _per_name(scheduler: str, param: str, value, names: Sequence[str], *,
-              allow_none: bool = False) -> list[float]:
-    """A positive number per name from a number or a ``{name: number}`` mapping (missing: error)."""
-    if value is None and allow_none:
-        return [math.inf] * len(names)
-    if isinstance(value, Mapping):
-        missing = [n for n in names if n not in value]
-        if missing:
-            raise ConfigError(f"scheduler {scheduler!r}: parameter {param!r} has no value for "
-                              f"{missing[:5]}")
-        return [check_positive(scheduler, f"{param}[{n!r}]", value[n]) for n in names]
-    v = check_positive(scheduler, param, value)
-    return [v] * len(names)
-
-
-class ReplicaModel:
-    """TEMPORARY scheduler-side model of dataset replicas (the engine has none yet).
-
-    Datasets and regions are integer codes. A replica is *ready* (jobs may read it), or
-    *pending* until its copy finishes. Storage counts ready and pending replicas.
-
-    Args:
-        sizes_tb: size of each dataset (TB).
-        storage_tb: storage of each region (TB; ``inf`` for no limit).
-        bandwidth_gbps: inter-region copy bandwidth (Gbit/s); a copy of ``s`` TB takes
-            ``s x 8e12 / (bandwidth x 1e9)`` seconds.
-        initial: the permanent replicas, ``{dataset: {region, ...}}``.
-    """
-
-    def __init__(self, sizes_tb: Sequence[float], storage_tb: Sequence[float], bandwidth_gbps: float,
-                 initial: Mapping[int, set[int]]) -> None:
-        self.sizes = list(sizes_tb)
-        self.storage = list(storage_tb)
-        self.bandwidth_bps = bandwidth_gbps * 1e9
-        self.ready: list[set[int]] = [set(initial.get(d, ())) for d in range(len(self.sizes))]
-        #: (dataset, region) -> time its copy finishes
-        self.pending: dict[tuple[int, int], float] = {}
-        #: (dataset, region) -> time a planned replica was made ready
-        self.created: dict[tuple[int, int], float] = {}
-        self.used = [0.0] * len(self.storage)
-        for d, rs in enumerate(self.ready):
-            for r in rs:
-                self.used[r] += self.sizes[d]
-        #: TB copied between regions so far
-        self.tb_replicated = 0.0
-        #: (start time, dataset, region) of every replication
-        self.log: list[tuple[float, int, int]] = []
-
-    def has(self, d: int, r: int) -> bool:
-        """True when region ``r`` holds or is copying dataset ``d``."""
-        return r in self.ready[d] or (d, r) in self.pending
-
-    def make_room(self, r: int, size: float, in_use) -> bool:
-        """Free ``size`` TB in ``r`` by evicting planned, ready replicas no job there uses
-        (``in_use(d)`` says), oldest first; True when the room is there."""
-        if self.used[r] + size <= self.storage[r] + _EPS:
-            return True
-        idle = sorted((t, d) for (d, rr), t in self.created.items() if rr == r and not in_use(d))
-        for _, d in idle:
-            self.ready[d].discard(r)
-            del self.created[(d, r)]
-            self.used[r] -= self.sizes[d]
-            if self.used[r] + size <= self.storage[r] + _EPS:
-                return True
-        return False
-
-    def replicate(self, d: int, r: int, now: float) -> float:
-        """Start copying ``d`` to ``r`` (room must have been made); returns when it is ready."""
-        done = now + self.sizes[d] * TB_BITS / self.bandwidth_bps
-        self.pending[(d, r)] = done
-        self.used[r] += self.sizes[d]
-        self.tb_replicated += self.sizes[d]
-        self.log.append((now, d, r))
-        return done
-
-    def complete(self, now: float) -> bool:
-        """Make the copies finished by ``now`` ready; True if any was."""
-        done = [k for k, t in self.pending.items() if t <= now + _EPS]
-        for d, r in done:
-            del self.pending[(d, r)]
-            self.ready[d].add(r)
-            self.created[(d, r)] = now
-        return bool(done)
 
 
 class _RegionalScheduler:
@@ -431,96 +347,65 @@ class MastPinned(_RegionalScheduler):
 class Mast(_RegionalScheduler):
     """MAST-inspired global scheduler (see the module docstring).
 
+    Data placement is the engine's: build it with ``dataset_size_tb`` (and optionally
+    ``initial_replicas``); storage and copy bandwidth are ``ClusterSpec.region_storage_tb`` and
+    ``ClusterSpec.replication_gbps``. On an engine that does not model datasets every job is
+    treated as reading none (any region) and the planner makes no copies.
+
     Args:
         plan_seconds: period of the slow-path data-placement planner (s).
-        dataset_tb: dataset size in TB: one number for all, or ``{dataset: TB}``.
-        storage_tb: storage per region in TB: one number, ``{region: TB}``, or None (no limit).
-        bandwidth_gbps: inter-region replication bandwidth (Gbit/s).
-        initial_replicas: ``{dataset: [region, ...]}`` where data lives at the start (default: the
-            most common home region of the dataset's jobs).
         high_priority: jobs with ``priority >=`` this are high priority (may preempt the rest).
     """
 
     name = "mast"
 
-    def __init__(self, plan_seconds: float = 3600.0, dataset_tb: float | Mapping[str, float] = 10.0,
-                 storage_tb: float | Mapping[str, float] | None = None, bandwidth_gbps: float = 100.0,
-                 initial_replicas: Mapping[str, Sequence[str]] | None = None,
-                 high_priority: int = 1) -> None:
+    def __init__(self, plan_seconds: float = 3600.0, high_priority: int = 1) -> None:
         super().__init__(high_priority)
         self.plan_seconds = check_positive(self.name, "plan_seconds", plan_seconds)
         self.round_seconds = self.plan_seconds
-        self.bandwidth_gbps = check_positive(self.name, "bandwidth_gbps", bandwidth_gbps)
-        if not isinstance(dataset_tb, Mapping):
-            check_positive(self.name, "dataset_tb", dataset_tb)
-        if storage_tb is not None and not isinstance(storage_tb, Mapping):
-            check_positive(self.name, "storage_tb", storage_tb)
-        if initial_replicas is not None and not isinstance(initial_replicas, Mapping):
-            raise ConfigError(f"scheduler 'mast': parameter 'initial_replicas' must map datasets to "
-                              f"region lists, got {initial_replicas!r}")
-        self.dataset_tb = dataset_tb
-        self.storage_tb = storage_tb
-        self.initial_replicas = initial_replicas
 
     def reset(self, spec, jobs, rng) -> None:
-        """Build the replica model (initial replicas, storage) and clear the planner."""
+        """Index the datasets and clear the planner."""
         super().reset(spec, jobs, rng)
-        datasets = jobs.names["dataset"]
-        regions = list(spec.regions)
-        self._no_data = datasets.index("") if "" in datasets else -1
-        named = [x for x in datasets if x]
-        sizes = iter(_per_name(self.name, "dataset_tb", self.dataset_tb, named) if named else [])
-        sizes = [0.0 if d == self._no_data else next(sizes) for d in range(len(datasets))]
-        storage = _per_name(self.name, "storage_tb", self.storage_tb, regions, allow_none=True)
+        self._datasets = jobs.names["dataset"]
+        self._no_data = self._datasets.index("") if "" in self._datasets else -1
         self._dataset = jobs.dataset.tolist()
-        initial = self._initial(spec, jobs)
-        self.replicas = ReplicaModel(sizes, storage, self.bandwidth_gbps, initial)
-        over = [regions[r] for r in range(len(regions)) if self.replicas.used[r] > storage[r] + _EPS]
-        if over:
-            raise ConfigError(f"scheduler 'mast': the initial replicas exceed the storage of {over}")
-        for j in range(jobs.n):
-            d = self._dataset[j]
-            if d != self._no_data and not any(self.fits(j, r) for r in initial[d]):
-                raise ConfigError(f"scheduler 'mast': job {jobs.job_id[j]!r} needs {self._gpus[j]} GPUs "
-                                  f"but no region holding dataset {datasets[d]!r} has that many")
+        self._job_ids = jobs.job_id
+        self._lookup = {name: r for r, name in enumerate(spec.regions)}
         #: jobs in the system per (region, dataset), for eviction
-        self._use = [dict() for _ in regions]
+        self._use = [dict() for _ in spec.regions]
+        #: the copies this planner made, (dataset, region), oldest first (the evictable ones)
+        self._planned: dict[tuple[int, int], None] = {}
+        #: planned copies not yet ready
+        self._inflight: set[tuple[int, int]] = set()
+        #: copies evicted by ops of the current decision (the view still shows them ready, even
+        #: when the same decision starts copying them again)
+        self._gone: set[tuple[int, int]] = set()
         self._next_plan = self.plan_seconds
 
-    def _initial(self, spec, jobs) -> dict[int, set[int]]:
-        regions = {name: i for i, name in enumerate(spec.regions)}
-        datasets = jobs.names["dataset"]
-        if self.initial_replicas is not None:
-            out = {}
-            for d, name in enumerate(datasets):
-                if d == self._no_data:
-                    continue
-                rs = self.initial_replicas.get(name)
-                if not rs or any(x not in regions for x in rs):
-                    raise ConfigError(f"scheduler 'mast': initial_replicas[{name!r}] must list regions "
-                                      f"of {list(spec.regions)}, got {rs!r}")
-                out[d] = {regions[x] for x in rs}
-            return out
-        home_names = jobs.names["region"]
-        home = np.array([regions.get(x, -1) for x in home_names], dtype=np.int64)[jobs.region]
-        counts = np.zeros((len(datasets), len(spec.regions)), dtype=np.int64)
-        known = home >= 0
-        np.add.at(counts, (jobs.dataset[known], home[known]), 1)
-        out = {}
-        for d in range(len(datasets)):
-            if d != self._no_data:
-                out[d] = {int(counts[d].argmax()) if counts[d].any() else int(np.argmax(self._supply))}
-        return out
-
     # -- global tier ------------------------------------------------------------------
-    def _candidates(self, j: int):
+    def _copies(self, view, d: int) -> dict[int, float]:
+        """Region index -> ready time of dataset ``d``'s replicas, as the view shows them."""
+        return {self._lookup[x]: t for x, t in view.replicas(self._datasets[d]).items()}
+
+    def _candidates(self, view, j: int) -> list[int]:
         d = self._dataset[j]
-        rs = range(len(self._supply)) if d == self._no_data else sorted(self.replicas.ready[d])
+        if d == self._no_data or not view.datasets_modelled:
+            rs = range(len(self._supply))
+        else:
+            now = view.now
+            rs = sorted(r for r, t in self._copies(view, d).items()
+                        if t <= now and (d, r) not in self._gone)
         return [r for r in rs if self.fits(j, r)]
 
     def route(self, view, j: int) -> tuple[int, float]:
         """The least-loaded region holding the job's data."""
-        best = min((self._ratio(j, r), r) for r in self._candidates(j))
+        candidates = self._candidates(view, j)
+        if not candidates:
+            raise ConfigError(f"scheduler 'mast': job {self._job_ids[j]!r} needs {self._gpus[j]} "
+                              f"GPUs but no region holding dataset "
+                              f"{self._datasets[self._dataset[j]]!r} has that many")
+        best = min((self._ratio(j, r), r) for r in candidates)
         self._track(j, best[1], 1)
         return best[1], best[0]
 
@@ -544,7 +429,7 @@ class Mast(_RegionalScheduler):
                 c, g = self._cls(j), self._gpus[j]
                 here = self._load(c, r) / supply[r]  # j is already counted in r
                 best = min((((self._load(c, x) + g) / supply[x], x)
-                            for x in self._candidates(j) if x != r), default=None)
+                            for x in self._candidates(view, j) if x != r), default=None)
                 if best is not None and best[0] < here - _EPS:
                     self._leave(j)
                     self._track(j, r, -1)
@@ -553,19 +438,44 @@ class Mast(_RegionalScheduler):
                     self._enter(view, j, best[1], best[0])
 
     def replan(self, view, ops: list) -> None:
-        """Slow path: finish copies, plan replicas every ``plan_seconds``, re-route queued jobs."""
+        """Slow path: note finished copies, plan replicas every ``plan_seconds``, re-route
+        queued jobs."""
         now = view.now
-        moved = self.replicas.complete(now)
+        self._gone.clear()
+        moved = False
+        for d, r in list(self._inflight):
+            if self._copies(view, d)[r] <= now:
+                self._inflight.discard((d, r))
+                moved = True
         if now >= self._next_plan - _EPS:
             self._next_plan = (math.floor(now / self.plan_seconds) + 1) * self.plan_seconds
-            for t in self._plan_replicas(now):
-                ops.append(Wake(t))
+            if view.datasets_modelled:
+                self._plan_replicas(view, ops)
             moved = True
         if moved:
             self._reroute(view, ops)
 
-    def _plan_replicas(self, now: float) -> list[float]:
-        """Greedy data placement for the most overloaded region; returns copy completion times."""
+    def _make_room(self, view, r: int, size: float, free: list[float], held, ops: list) -> bool:
+        """Free ``size`` TB in ``r`` by evicting planned, ready replicas no job there uses,
+        oldest first; True when the room is there. ``free`` and ``held`` (dataset -> regions)
+        are this decision's running state."""
+        if size <= free[r] + _EPS:
+            return True
+        use = self._use[r]
+        idle = sorted((self._copies(view, d)[rr], d) for d, rr in self._planned
+                      if rr == r and (d, rr) not in self._inflight and use.get(d, 0) <= 0)
+        for _, d in idle:
+            ops.append(Evict(self._datasets[d], self._spec.regions[r]))
+            del self._planned[(d, r)]
+            self._gone.add((d, r))
+            held(d).discard(r)
+            free[r] += view.dataset_size_tb(self._datasets[d])
+            if size <= free[r] + _EPS:
+                return True
+        return False
+
+    def _plan_replicas(self, view, ops: list) -> None:
+        """Greedy data placement for the most overloaded region: Replicate (and Evict) ops."""
         ratio = np.array(self._demand[0]) / self._supply
         waiting: list[dict[int, list[int]]] = [dict() for _ in ratio]
         for r, queue in enumerate(self._queues):
@@ -578,8 +488,23 @@ class Mast(_RegionalScheduler):
                     entry = waiting[r].setdefault(d, [0, 0])
                     entry[0] += self._gpus[j]
                     entry[1] = max(entry[1], self._gpus[j])
-        sizes = self.replicas.sizes
-        done, refused = [], set()
+        regions = self._spec.regions
+        free = [view.storage_free_tb(x) for x in regions]
+        sizes: dict[int, float] = {}
+        holders: dict[int, set[int]] = {}
+
+        def size(d: int) -> float:
+            if d not in sizes:
+                sizes[d] = view.dataset_size_tb(self._datasets[d])
+            return sizes[d]
+
+        def held(d: int) -> set[int]:
+            """Regions holding or copying ``d``, with this decision's ops applied."""
+            if d not in holders:
+                holders[d] = set(self._copies(view, d))
+            return holders[d]
+
+        refused = set()
         while True:
             hot = int(ratio.argmax())
             if ratio[hot] <= 1.0:
@@ -587,7 +512,7 @@ class Mast(_RegionalScheduler):
             best = None
             for d, (q, biggest) in waiting[hot].items():
                 for dst in range(len(ratio)):
-                    if (dst == hot or q <= 0 or self.replicas.has(d, dst) or (d, dst) in refused
+                    if (dst == hot or q <= 0 or dst in held(d) or (d, dst) in refused
                             or self._supply[dst] < biggest):
                         continue
                     s_hot, s_dst = self._supply[hot], self._supply[dst]
@@ -595,17 +520,20 @@ class Mast(_RegionalScheduler):
                     if m <= 0:
                         continue
                     gain = ratio[hot] - max(ratio[hot] - m / s_hot, ratio[dst] + m / s_dst)
-                    key = (-gain, sizes[d], dst, d)
+                    key = (-gain, size(d), dst, d)
                     if best is None or key < best[0]:
                         best = (key, m)
             if best is None:
                 break
             (_, _, dst, d), m = best
-            if not self.replicas.make_room(dst, sizes[d], lambda x, u=self._use[dst]: u.get(x, 0) > 0):
+            if not self._make_room(view, dst, size(d), free, held, ops):
                 refused.add((d, dst))
                 continue
-            done.append(self.replicas.replicate(d, dst, now))
+            ops.append(Replicate(self._datasets[d], regions[dst]))
+            free[dst] -= size(d)
+            held(d).add(dst)
+            self._planned[(d, dst)] = None
+            self._inflight.add((d, dst))
             ratio[hot] -= m / self._supply[hot]
             ratio[dst] += m / self._supply[dst]
             waiting[hot][d][0] -= m
-        return done

@@ -24,7 +24,7 @@ import io
 import math
 import re
 import tomllib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from importlib import resources
 from pathlib import Path
 
@@ -32,6 +32,8 @@ import numpy as np
 
 from dlsched_gym.errors import ClusterSpecError
 
+#: Python and numpy real-number types (for option checks).
+_REAL = (int, float, np.integer, np.floating)
 #: GPU type assumed when a spec names none.
 DEFAULT_GPU_TYPE = "V100"
 
@@ -82,6 +84,11 @@ class ClusterSpec:
         cloud: an optional unlimited cloud pool.
         inference_schedule: ``((time, lendable_nodes), ...)``: from each time on, that many
             ``pool="inference"`` nodes are lent to training (none before the first entry).
+        region_storage_tb: dataset storage per region in TB (decimal), ``{region: TB}``; a
+            region not named has no limit. Used only when the engine models datasets.
+        replication_gbps: bandwidth of a dataset copy between two regions in Gbit/s: copying
+            ``s`` TB takes ``s x 8e12 / (replication_gbps x 1e9)`` seconds. A parameter of the
+            simulation (the MAST paper gives no figure); 100 Gbit/s by default.
     """
 
     nodes: tuple[Node, ...]
@@ -89,6 +96,8 @@ class ClusterSpec:
     gpu_share_limit: int = 1
     cloud: CloudPool | None = None
     inference_schedule: tuple[tuple[float, int], ...] = ()
+    region_storage_tb: Mapping[str, float] = dataclasses.field(default_factory=dict, hash=False)
+    replication_gbps: float = 100.0
 
     def __post_init__(self) -> None:
         if not self.nodes:
@@ -121,6 +130,27 @@ class ClusterSpec:
                     f"increasing order and 0 <= lendable nodes <= {pool_size} (the inference pool)"
                 )
             last = t
+        self._check_storage()
+
+    def _check_storage(self) -> None:
+        if not isinstance(self.region_storage_tb, Mapping):
+            raise ClusterSpecError(f"cluster {self.name!r}: region_storage_tb must map region names "
+                                   f"to TB, got {self.region_storage_tb!r}")
+        for region, tb in self.region_storage_tb.items():
+            if region not in self.regions:
+                raise ClusterSpecError(f"cluster {self.name!r}: region_storage_tb names region "
+                                       f"{region!r}, but the regions are {list(self.regions)}")
+            if isinstance(tb, bool) or not isinstance(tb, _REAL) or not (tb >= 0):
+                raise ClusterSpecError(f"cluster {self.name!r}: region_storage_tb[{region!r}] must "
+                                       f"be a number of TB >= 0, got {tb!r}")
+        g = self.replication_gbps
+        if isinstance(g, bool) or not isinstance(g, _REAL) or not (0 < g < math.inf):
+            raise ClusterSpecError(f"cluster {self.name!r}: replication_gbps must be a finite "
+                                   f"number of Gbit/s > 0, got {g!r}")
+
+    def storage_tb(self, region: str) -> float:
+        """Dataset storage of ``region`` in TB (``inf`` when it has no limit)."""
+        return float(self.region_storage_tb.get(region, math.inf))
 
     @functools.cached_property
     def node_gpus(self) -> np.ndarray:
@@ -293,6 +323,9 @@ def from_toml(path: str | Path) -> ClusterSpec:
         [cloud]                      # optional
         price_per_gpu_hour = 2.48
         inference_schedule = [[0, 2], [3600, 0]]   # optional: (time s, lendable inference nodes)
+        replication_gbps = 100       # optional: inter-region dataset copy bandwidth
+        [region_storage_tb]          # optional: dataset storage per region (TB); others unlimited
+        us = 500
     """
     path = Path(path)
     try:
@@ -331,9 +364,14 @@ def from_toml(path: str | Path) -> ClusterSpec:
                                    f"got {data['cloud']!r}")
         cloud = CloudPool(**data["cloud"])
     schedule = tuple((float(t), int(k)) for t, k in data.get("inference_schedule", []))
+    storage = data.get("region_storage_tb", {})
+    if not isinstance(storage, dict):
+        raise ClusterSpecError(f"{path}: [region_storage_tb]: expected a table of region = TB, "
+                               f"got {storage!r}")
     return ClusterSpec(nodes=tuple(nodes), name=str(data.get("name", path.stem)),
                        gpu_share_limit=int(data.get("gpu_share_limit", 1)), cloud=cloud,
-                       inference_schedule=schedule)
+                       inference_schedule=schedule, region_storage_tb=storage,
+                       replication_gbps=data.get("replication_gbps", 100.0))
 
 
 def make_cluster(spec: str | ClusterSpec) -> ClusterSpec:

@@ -22,18 +22,30 @@ from __future__ import annotations
 import copy
 import heapq
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from dlsched_gym.cluster import ClusterSpec, make_cluster
-from dlsched_gym.errors import SchedulerError, WorkloadError
+from dlsched_gym.errors import ConfigError, SchedulerError, WorkloadError
 from dlsched_gym.perf import PerfModel, make_perf
 from dlsched_gym.placement import Placement, make_placement
 from dlsched_gym.predictors import Predictor, make_predictor
-from dlsched_gym.scheduler import ClusterView, Offload, Preempt, Reject, Resize, Route, Share, Start, Wake
+from dlsched_gym.scheduler import (
+    ClusterView,
+    Evict,
+    Offload,
+    Preempt,
+    Reject,
+    Replicate,
+    Resize,
+    Route,
+    Share,
+    Start,
+    Wake,
+)
 
 if TYPE_CHECKING:
     from dlsched_gym.scheduler import Scheduler
@@ -43,7 +55,13 @@ if TYPE_CHECKING:
 FUTURE, QUEUED, RUNNING, FINISHED, REJECTED = 0, 1, 2, 3, 4
 STATE_NAMES = ("future", "queued", "running", "finished", "rejected")
 
-_COMPLETION, _POOL, _WAKE, _ROUND = 0, 1, 2, 3
+_COMPLETION, _POOL, _WAKE, _ROUND, _REPLICA = 0, 1, 2, 3, 4
+#: Bits per TB (decimal), for replication delays.
+TB_BITS = 8e12
+#: Python and numpy real-number types (for option checks).
+_REAL = (int, float, np.integer, np.floating)
+#: Tolerance (TB) of the storage check.
+_STORAGE_EPS = 1e-9
 
 
 class JobTable:
@@ -107,6 +125,17 @@ class Engine:
         max_time: stop at this simulated time; unfinished jobs are recorded.
         timeline_interval: sample queue length and utilization every this many simulated seconds
             (at the first decision point after each boundary); None turns sampling off.
+        dataset_size_tb: model data placement (MAST): the size in TB of every dataset named in
+            the workload's ``dataset`` column, one number or ``{dataset: TB}``. Jobs reading a
+            dataset may then start only in regions holding a replica (``Replicate``/``Evict``
+            ops, storage ``spec.region_storage_tb``, copy bandwidth ``spec.replication_gbps``);
+            a job started where its copy is still in flight holds its GPUs without progress until
+            the copy is ready. None (default): datasets are labels, jobs run anywhere.
+        initial_replicas: ``{dataset: [region, ...]}``: where each dataset is stored at time 0
+            (these copies count in storage; they may be evicted once another copy is ready).
+            Default: the most common home region (``region`` column, names of the cluster's
+            regions) of the jobs reading it, the lowest region index on a tie, or the region
+            with the most GPUs when none of its jobs has one. Needs ``dataset_size_tb``.
     """
 
     def __init__(
@@ -122,6 +151,8 @@ class Engine:
         seed: int = 0,
         max_time: float = math.inf,
         timeline_interval: float | None = 600.0,
+        dataset_size_tb: float | Mapping[str, float] | None = None,
+        initial_replicas: Mapping[str, Sequence[str]] | None = None,
     ) -> None:
         self.workload = workload
         self.spec = make_cluster(cluster)
@@ -154,8 +185,97 @@ class Engine:
                 )
         self.work = table["duration"].to_numpy(dtype=np.float64).copy()
         self.work.setflags(write=False)
+        self._setup_datasets(dataset_size_tb, initial_replicas)
         self.view = ClusterView(self)
         self.reset()
+
+    def _setup_datasets(self, size_tb, initial) -> None:
+        """Static data-placement tables: dataset sizes, initial replicas, region storage."""
+        spec = self.spec
+        self._region_index = {name: r for r, name in enumerate(spec.regions)}
+        self.storage_cap = [spec.storage_tb(name) for name in spec.regions]
+        names = self.jobs.names["dataset"]
+        named = [x for x in names if x]
+        #: whether datasets, replicas and storage are modelled
+        self.data_enabled = size_tb is not None and bool(named)
+        if size_tb is None:
+            if initial is not None:
+                raise ConfigError("Engine: initial_replicas needs dataset_size_tb (the sizes of "
+                                  "the datasets)")
+            self.dataset_tb, self._initial, self._job_dataset = [], [], []
+            self._dataset_index = {}
+            return
+        sizes = size_tb if isinstance(size_tb, Mapping) else dict.fromkeys(named, size_tb)
+        missing = [x for x in named if x not in sizes]
+        if missing:
+            raise ConfigError(f"Engine: dataset_size_tb has no size for datasets {missing[:5]}")
+        for x in named:
+            v = sizes[x]
+            if isinstance(v, bool) or not isinstance(v, _REAL) or not (0 < v < math.inf):
+                raise ConfigError(f"Engine: dataset_size_tb[{x!r}] must be a finite number of TB "
+                                  f"> 0, got {v!r}")
+        #: size (TB) per dataset code (0 for the empty name: no data)
+        self.dataset_tb = [float(sizes[x]) if x else 0.0 for x in names]
+        self._dataset_index = {x: d for d, x in enumerate(names) if x}
+        no_data = names.index("") if "" in names else -1
+        #: dataset code per job, -1 for none
+        self._job_dataset = [-1 if d == no_data else d for d in self.jobs.dataset.tolist()]
+        self._initial = self._initial_replicas(initial, names)
+        used = [0.0] * len(spec.regions)
+        for d, rs in enumerate(self._initial):
+            for r in rs:
+                used[r] += self.dataset_tb[d]
+        for r, name in enumerate(spec.regions):
+            if used[r] > self.storage_cap[r] + _STORAGE_EPS:
+                raise ConfigError(f"Engine: the initial replicas need {used[r]:g} TB in region "
+                                  f"{name!r}, whose storage is {self.storage_cap[r]:g} TB")
+
+    def _initial_replicas(self, initial, names: list[str]) -> list[tuple[int, ...]]:
+        """Region codes of each dataset's initial replicas (see ``initial_replicas``)."""
+        regions = self._region_index
+        if initial is not None:
+            if not isinstance(initial, Mapping):
+                raise ConfigError(f"Engine: initial_replicas must map datasets to region lists, "
+                                  f"got {initial!r}")
+            unknown = sorted(set(initial) - set(self._dataset_index))
+            if unknown:
+                raise ConfigError(f"Engine: initial_replicas names datasets {unknown[:5]} that no "
+                                  "job reads")
+            out = []
+            for name in names:
+                rs = initial.get(name, ()) if name else ()
+                if name and (isinstance(rs, str) or not rs or any(x not in regions for x in rs)):
+                    raise ConfigError(f"Engine: initial_replicas[{name!r}] must list regions of "
+                                      f"{list(self.spec.regions)}, got {rs!r}")
+                out.append(tuple(sorted({regions[x] for x in rs})))
+            return out
+        home_names = self.jobs.names["region"]
+        home = np.array([regions.get(x, -1) for x in home_names], dtype=np.int64)[self.jobs.region]
+        counts = np.zeros((len(names), len(regions)), dtype=np.int64)
+        known = home >= 0
+        np.add.at(counts, (self.jobs.dataset[known], home[known]), 1)
+        biggest = int(np.argmax(self.spec.region_gpus))
+        return [(int(counts[d].argmax()) if counts[d].any() else biggest,) if name else ()
+                for d, name in enumerate(names)]
+
+    def dataset_code(self, dataset: str, what: str) -> int:
+        """The code of a modelled dataset name (SchedulerError naming ``what`` otherwise)."""
+        if not self.data_enabled:
+            raise SchedulerError(f"{what}: the engine does not model datasets (build it with "
+                                 "dataset_size_tb)")
+        d = self._dataset_index.get(dataset)
+        if d is None:
+            raise SchedulerError(f"{what}: unknown dataset {dataset!r}; the workload's datasets "
+                                 f"are {sorted(self._dataset_index)[:10]}")
+        return d
+
+    def region_code(self, region: str, what: str) -> int:
+        """The index of a region name (SchedulerError naming ``what`` otherwise)."""
+        r = self._region_index.get(region)
+        if r is None:
+            raise SchedulerError(f"{what}: unknown region {region!r}; the cluster has "
+                                 f"{list(self.spec.regions)}")
+        return r
 
     # ------------------------------------------------------------------ state
     def reset(self, scheduler: Scheduler | None = None) -> None:
@@ -235,6 +355,14 @@ class Engine:
         self.predictor.reset(self.jobs, np.asarray(self.work), pred_rng)
         self._type_masks = self._gpu_type_masks()
         self._region_masks = [self.spec.node_region_index == r for r in range(len(self.spec.regions))]
+        # Data placement: per dataset code, region -> time its copy is (or will be) ready.
+        self.replicas: list[dict[int, float]] = [dict.fromkeys(rs, 0.0) for rs in self._initial]
+        self.storage_used = [0.0] * len(self.spec.regions)
+        for d, rs in enumerate(self._initial):
+            for r in rs:
+                self.storage_used[r] += self.dataset_tb[d]
+        #: every copy started: (time, dataset, region, TB)
+        self.replication_log: list[tuple[float, str, str, float]] = []
         self._bind(scheduler)
         if scheduler is not None:
             scheduler.reset(self.spec, self.jobs, sched_rng)
@@ -639,6 +767,9 @@ class Engine:
         new.predictor = copy.deepcopy(self.predictor)
         new.placement = copy.deepcopy(self.placement)
         new.annotations = {k: v.copy() for k, v in self.annotations.items()}
+        new.replicas = [dict(x) for x in self.replicas]
+        new.storage_used = list(self.storage_used)
+        new.replication_log = list(self.replication_log)
         new.view = ClusterView(new)
         new.scheduler = None
         if not arrivals:
@@ -681,7 +812,33 @@ class Engine:
         if s != want:
             raise SchedulerError(f"job {j}: {op}: job is {STATE_NAMES[s]}, expected {STATE_NAMES[want]}")
 
+    def _job_regions(self, gpus: np.ndarray) -> list[int]:
+        """Region codes of the nodes holding ``gpus``."""
+        return np.unique(self.spec.node_region_index[self.spec.gpu_node[gpus]]).tolist()
+
+    def _data_ready(self, j: int, gpus: np.ndarray, op: str) -> float:
+        """When ``j``'s dataset is readable in every region of ``gpus`` (0 without a dataset);
+        SchedulerError when one of them has no replica, ready or in flight."""
+        d = self._job_dataset[j]
+        if d < 0:
+            return 0.0
+        copies = self.replicas[d]
+        ready = 0.0
+        for r in self._job_regions(gpus):
+            t = copies.get(r)
+            if t is None:
+                names = self.spec.regions
+                raise SchedulerError(
+                    f"job {j}: {op}: region {names[r]!r} holds no replica of dataset "
+                    f"{self.jobs.names['dataset'][d]!r} (replicas in "
+                    f"{[names[x] for x in sorted(copies)]}); Replicate it there first"
+                )
+            if t > ready:
+                ready = t
+        return ready
+
     def _start(self, j: int, gpus: np.ndarray) -> None:
+        ready = self._data_ready(j, gpus, "Start") if self.data_enabled else 0.0
         del self.queue[j]
         now = self.now
         self.state[j] = RUNNING
@@ -693,7 +850,7 @@ class Engine:
         if self.restart_pending[j]:
             pf += self.restart_overhead(len(gpus))
             self.restart_pending[j] = False
-        self.progress_from[j] = pf
+        self.progress_from[j] = pf if pf > ready else ready
         self._occupy(j, gpus)
         self._reschedule(j)
         self._neighbours_changed(j, gpus)
@@ -787,10 +944,11 @@ class Engine:
                 if busy:
                     raise SchedulerError(f"job {j}: Resize: GPUs {busy} are in use")
                 self._check_nodes(j, gpus, "Resize")
+                ready = self._data_ready(j, gpus, "Resize") if self.data_enabled else 0.0
                 self._settle(j)
                 self._release(j)
                 self.run_since[j] = self.now
-                self.progress_from[j] = self.now + self.resize_overhead(len(gpus))
+                self.progress_from[j] = max(self.now + self.resize_overhead(len(gpus)), ready)
                 self._occupy(j, gpus)
                 self._reschedule(j)
                 self._neighbours_changed(j, gpus)
@@ -840,9 +998,52 @@ class Engine:
                 if not (t >= self.now and math.isfinite(t)):
                     raise SchedulerError(f"Wake: time {op.time!r} is not a finite time >= now ({self.now})")
                 self._push(t, _WAKE, -1, 0)
+            elif cls is Replicate:
+                self._replicate(op)
+            elif cls is Evict:
+                self._evict(op)
             else:
                 raise SchedulerError(f"unknown op {op!r}; expected one of Start, Preempt, Resize, "
-                                     "Share, Offload, Route, Reject, Wake")
+                                     "Share, Offload, Route, Reject, Wake, Replicate, Evict")
+
+    def _replicate(self, op: Replicate) -> None:
+        d = self.dataset_code(op.dataset, "Replicate")
+        r = self.region_code(op.region, f"Replicate({op.dataset!r})")
+        where = f"Replicate({op.dataset!r}, {op.region!r})"
+        t = self.replicas[d].get(r)
+        if t is not None:
+            state = "a ready copy" if t <= self.now else f"a copy in flight until {t:g} s"
+            raise SchedulerError(f"{where}: the region already holds {state}")
+        size = self.dataset_tb[d]
+        used, cap = self.storage_used[r], self.storage_cap[r]
+        if used + size > cap + _STORAGE_EPS:
+            raise SchedulerError(f"{where}: storage full: the dataset needs {size:g} TB, the "
+                                 f"region has {cap - used:g} TB free of {cap:g} TB (Evict first)")
+        done = self.now + size * TB_BITS / (self.spec.replication_gbps * 1e9)
+        self.replicas[d][r] = done
+        self.storage_used[r] = used + size
+        self.replication_log.append((self.now, op.dataset, op.region, size))
+        self._push(done, _REPLICA, d, r)
+
+    def _evict(self, op: Evict) -> None:
+        d = self.dataset_code(op.dataset, "Evict")
+        r = self.region_code(op.region, f"Evict({op.dataset!r})")
+        where = f"Evict({op.dataset!r}, {op.region!r})"
+        copies = self.replicas[d]
+        t = copies.get(r)
+        now = self.now
+        if t is None:
+            raise SchedulerError(f"{where}: the region holds no replica of the dataset")
+        if t > now:
+            raise SchedulerError(f"{where}: the copy is in flight until {t:g} s")
+        if not any(x != r and tx <= now for x, tx in copies.items()):
+            raise SchedulerError(f"{where}: it is the dataset's last ready replica")
+        job_dataset = self._job_dataset
+        for k, gpus in self.alloc.items():
+            if job_dataset[k] == d and r in self._job_regions(gpus):
+                raise SchedulerError(f"{where}: job {k} runs in the region and reads the dataset")
+        del copies[r]
+        self.storage_used[r] -= self.dataset_tb[d]
 
     # ------------------------------------------------------------------ driving
     def run(self, scheduler: Scheduler, *, progress: bool = False) -> SimResult:
@@ -922,6 +1123,8 @@ class SimResult:
                                                                     engine.spec.region_gpus))}
                               if engine._multi_region else {})
         self.annotations = {k: v.copy() for k, v in engine.annotations.items()}
+        #: every dataset copy started (engines modelling datasets): (time, dataset, region, TB)
+        self.replications = list(engine.replication_log)
         self.jobs_in_system_seconds = engine.jobs_in_system_seconds
         self.now = engine.now
         self.stalled = engine.stalled

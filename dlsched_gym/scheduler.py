@@ -106,8 +106,31 @@ class Wake:
     time: float
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class Replicate:
+    """Start copying ``dataset`` to ``region`` (engines built with ``dataset_size_tb``; MAST).
+
+    The copy takes the dataset's storage in ``region`` at once and is ready ``size_tb x 8e12 /
+    (spec.replication_gbps x 1e9)`` seconds later, a decision point. Invalid when the region
+    already holds or is copying the dataset, or its storage (``spec.region_storage_tb``) would
+    overflow."""
+
+    dataset: str
+    region: str
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Evict:
+    """Delete the ready replica of ``dataset`` in ``region``, freeing its storage. Invalid for a
+    copy still in flight, for the dataset's last ready replica, and while a job running on GPUs
+    of that region reads the dataset."""
+
+    dataset: str
+    region: str
+
+
 #: Every op type the engine understands.
-Op = Start | Preempt | Resize | Share | Offload | Route | Reject | Wake
+Op = Start | Preempt | Resize | Share | Offload | Route | Reject | Wake | Replicate | Evict
 
 
 @runtime_checkable
@@ -310,6 +333,37 @@ class ClusterView:
     def last_queued(self, job: int) -> float:
         """When the job last entered the queue (arrival or preemption)."""
         return float(self._engine.queued_since[job])
+
+    # -- data placement (engines built with dataset_size_tb) ------------------------------
+    @property
+    def datasets_modelled(self) -> bool:
+        """True when the engine models datasets, replicas and storage (``dataset_size_tb``);
+        otherwise the ``dataset`` column is a label and jobs may run in any region."""
+        return self._engine.data_enabled
+
+    def replicas(self, dataset: str) -> dict[str, float]:
+        """``{region: ready time}`` of every replica of ``dataset``: ready when the time is
+        ``<= now`` (initial replicas: 0), still being copied otherwise. A fresh dict."""
+        eng = self._engine
+        d = eng.dataset_code(dataset, "replicas")
+        names = eng.spec.regions
+        return {names[r]: t for r, t in sorted(eng.replicas[d].items())}
+
+    def dataset_size_tb(self, dataset: str) -> float:
+        """Size of ``dataset`` in TB."""
+        eng = self._engine
+        return eng.dataset_tb[eng.dataset_code(dataset, "dataset_size_tb")]
+
+    def storage_used_tb(self, region: str) -> float:
+        """TB of ``region``'s storage held by its replicas (copies in flight included)."""
+        eng = self._engine
+        return eng.storage_used[eng.region_code(region, "storage_used_tb")]
+
+    def storage_free_tb(self, region: str) -> float:
+        """TB ``region`` can still take (``inf`` when its storage has no limit)."""
+        eng = self._engine
+        r = eng.region_code(region, "storage_free_tb")
+        return eng.storage_cap[r] - eng.storage_used[r]
 
     # -- predictions ---------------------------------------------------------------------
     def predict_duration(self, job: int) -> float:

@@ -61,48 +61,46 @@ PAPER = (2.63, 0.98)
 
 _BASE: Workload | None = None
 
-#: The engine features MAST needs and `baselines/mast.py` models inside the scheduler for now.
-ENGINE_DESIGN = [
-    "## Engine features to add (modelled inside the scheduler until then)",
+#: How the engine models MAST's data placement (the design this reproduction asked for).
+ENGINE_DATA = [
+    "## Data placement in the engine",
     "",
-    "`baselines/mast.py` keeps a temporary, clearly marked `ReplicaModel`; the engine should own "
-    "this state so that every scheduler sees the same data placement and pays the same delays:",
+    "Datasets, replicas, storage and the replication delay are simulated by the engine, so every "
+    "scheduler sees the same data placement and pays the same delays (`mast` issues ops; "
+    "`mast-pinned` runs on the same engine and never needs a copy, as each dataset is read only "
+    "in its home region):",
     "",
-    "- **Datasets**: `Engine(..., datasets=DatasetCatalog | path)`, a table `name, size_tb, "
-    "regions` (initial replicas; `regions` empty = the most common home region of its jobs). "
-    "`Workload.augment(datasets=N, dataset_sizes=(median_tb, sigma))` would also draw log-normal "
-    "sizes into `attrs[\"datasets\"]`. Jobs keep the `dataset` column; `\"\"` = no data.",
-    "- **Storage and bandwidth**: `ClusterSpec.storage_tb: Mapping[str, float]` (per region; "
-    "missing = unlimited) and `ClusterSpec.replication_gbps: float` (one inter-region rate; "
-    "later per region pair), in TOML as `[storage_tb] east = 500` and `replication_gbps = 100`.",
-    "- **Ops**: `Replicate(dataset: str, region: str)`: valid when the dataset exists, the "
-    "region holds no ready or pending copy, and `used + size_tb <= storage_tb[region]` "
-    "(storage is taken when the copy starts); the copy is ready at `now + size_tb x 8e12 / "
-    "(replication_gbps x 1e9)` s, an engine event and a decision point. `Evict(dataset, region)`: "
-    "frees the storage; invalid for the last ready copy, a pending copy, or while a job running "
-    "in that region reads it. Both raise `SchedulerError` naming dataset, region and reason.",
-    "- **Starting without data**: `Start` of a job whose region (its `Route`, else the GPUs' "
-    "region) has a *pending* copy of its dataset is accepted: the job holds its GPUs but makes "
-    "no progress until the copy is ready (`progress_from = max(restart end, copy ready)`, the "
-    "mechanism restart overheads use). With no ready or pending copy there, `Start` raises "
-    "`SchedulerError` (\"Replicate first\"). A preempted job's checkpoint moves for free.",
-    "- **View**: `view.replicas(dataset) -> frozenset[str]` (ready), `view.pending(dataset) -> "
-    "{region: ready_time}`, `view.dataset_size(dataset)`, `view.storage_used(region)`, "
-    "`view.storage_tb(region)`, `view.replicas_ready` (copies finished since the last call).",
-    "- **Metrics** (`metrics.py`, with `summarize(..., high_priority=1)`): the engine integrates, "
-    "per region and priority class, the GPUs requested by queued (routed there, else counted in "
-    "their home region) and running jobs; `summarize` reports `demand_supply_high` and "
-    "`demand_supply_all` per region (time average / region GPUs) and their maxima over regions "
-    "(the MAST headline), queueing delay per priority class, GPU utilization per region, "
-    "`tb_replicated`, and peak storage used per region.",
+    "- **Datasets**: `Engine(..., dataset_size_tb=float | {dataset: TB}, initial_replicas="
+    "{dataset: [region, ...]})`; jobs keep the `dataset` column (`\"\"` = no data). Default "
+    "initial replica: the most common home region of the dataset's jobs (lowest region index "
+    "on a tie). Without `dataset_size_tb` datasets are labels and jobs run anywhere.",
+    "- **Storage and bandwidth**: `ClusterSpec.region_storage_tb: {region: TB}` (missing = "
+    "unlimited) and `ClusterSpec.replication_gbps` (one inter-region rate, default 100), in TOML "
+    "as `[region_storage_tb] east = 500` and `replication_gbps = 100`.",
+    "- **Ops**: `Replicate(dataset, region)`: valid when the region holds no ready or in-flight "
+    "copy and `used + size_tb <= storage` (storage is taken when the copy starts); the copy is "
+    "ready at `now + size_tb x 8e12 / (replication_gbps x 1e9)` s, an engine event and a "
+    "decision point. `Evict(dataset, region)`: frees the storage; invalid for the last ready "
+    "copy, a copy in flight, or while a job running in that region reads it. Both raise "
+    "`SchedulerError` naming dataset, region and reason.",
+    "- **Starting without data**: `Start` (or `Share`, `Resize`) on GPUs of a region with a copy "
+    "in flight is accepted: the job holds its GPUs but makes no progress until the copy is "
+    "ready (`progress_from = max(restart end, copy ready)`). With no copy there, it raises "
+    "`SchedulerError` (\"Replicate it there first\"). A preempted job's checkpoint moves for "
+    "free; the cloud pool is not gated.",
+    "- **View**: `view.datasets_modelled`, `view.replicas(dataset) -> {region: ready_time}` "
+    "(in flight while `> now`), `view.dataset_size_tb(dataset)`, `view.storage_used_tb(region)`, "
+    "`view.storage_free_tb(region)`; `SimResult.replications` lists every copy "
+    "`(time, dataset, region, TB)`.",
 ]
 
 
-def build_cluster() -> ClusterSpec:
-    """The four regions, 8-GPU nodes, 4 nodes per rack."""
+def build_cluster(storage: dict[str, float]) -> ClusterSpec:
+    """The four regions, 8-GPU nodes, 4 nodes per rack; ``storage`` TB per region."""
     nodes = [Node(gpus=8, region=r, rack=f"{r}-{i // 4}")
              for r, g in REGIONS.items() for i in range(g // 8)]
-    return ClusterSpec(nodes=tuple(nodes), name="mast-4-regions")
+    return ClusterSpec(nodes=tuple(nodes), name="mast-4-regions", region_storage_tb=storage,
+                       replication_gbps=BANDWIDTH_GBPS)
 
 
 def build_workload(base: Workload, p_hot: float, seed: int) -> tuple[Workload, dict, dict]:
@@ -143,11 +141,10 @@ def offered(res, region: np.ndarray, high: np.ndarray, supply: dict) -> dict:
 def _run(task: tuple[float, str]) -> dict:
     p_hot, name = task
     wl, sizes, storage = build_workload(_BASE, p_hot, seed=0)
-    params = {"dataset_tb": sizes, "storage_tb": storage, "bandwidth_gbps": BANDWIDTH_GBPS} \
-        if name == "mast" else {}
-    sched = make(name, **params)
+    sched = make(name)
     t0 = time.process_time()
-    res = Engine(wl, build_cluster(), timeline_interval=None).run(sched)
+    res = Engine(wl, build_cluster(storage), timeline_interval=None,
+                 dataset_size_tb=sizes).run(sched)
     s = summarize(res)
     frame = res.jobs_frame()
     high = wl.table["priority"].to_numpy() >= 1
@@ -159,9 +156,8 @@ def _run(task: tuple[float, str]) -> dict:
            "jct_h": s["avg_jct"] / 3600, "util": s["gpu_utilization"], "preemptions": s["preemptions"],
            "finished": s["jobs_finished"] == s["jobs"], "cpu_s": time.process_time() - t0,
            "high_jobs": int(high.sum()), "jobs": len(high)}
-    if name == "mast":
-        row["tb"] = sched.replicas.tb_replicated
-        row["copies"] = len(sched.replicas.log)
+    row["tb"] = sum(tb for *_, tb in res.replications)
+    row["copies"] = len(res.replications)
     return row
 
 
@@ -231,7 +227,7 @@ def render(args, rows: dict, dropped: int, span_days: float, wall: float) -> str
         f"{pin['qd_low_h']:.2f} | {mast['qd_high_h']:.2f} / {mast['qd_low_h']:.2f} |",
         f"| avg JCT (h), GPU utilization | | {pin['jct_h']:.2f}, {pin['util']:.3f} | "
         f"{mast['jct_h']:.2f}, {mast['util']:.3f} |",
-        f"| preemptions; replicas made (TB copied) | | {pin['preemptions']}; 0 | "
+        f"| preemptions; replicas made (TB copied) | | {pin['preemptions']}; {pin['copies']} | "
         f"{mast['preemptions']}; {mast['copies']} ({mast['tb']:.0f} TB) |",
         "",
         "## Per region and skew",
@@ -273,11 +269,10 @@ def render(args, rows: dict, dropped: int, span_days: float, wall: float) -> str
         "abstract; here demand is queued plus running GPU requests, averaged over the run.",
         "- The scheduler is a reconstruction (greedy replica planner on the current queue, "
         "least-ratio routing, per-region best fit with priority preemption); datasets, replicas, "
-        "storage and replication delay are modelled inside the scheduler until the engine has "
-        "them (design below).",
+        "storage and replication delay are simulated by the engine (below).",
         "- No inter-region placement of a single job, no team quotas, one GPU type.",
     ]
-    lines += ["", *ENGINE_DESIGN]
+    lines += ["", *ENGINE_DATA]
     if not all(r["finished"] for r in rows.values()):
         lines += ["", "WARNING: some runs did not finish every job."]
     return "\n".join(lines) + "\n"
