@@ -786,14 +786,19 @@ class Engine:
 
     # ------------------------------------------------------------------ ops
     def _check_gpus(self, j: int, gpus, op: str, lo: int, hi: int) -> np.ndarray:
-        if isinstance(gpus, np.ndarray) and gpus.dtype.kind == "i":
+        if isinstance(gpus, np.ndarray) and gpus.dtype.kind in "iu":
             arr = gpus.reshape(-1)
+            ids = arr.tolist()
         else:
-            try:
-                arr = np.asarray(gpus, dtype=np.int64).reshape(-1)
-            except (TypeError, ValueError):
-                raise SchedulerError(f"job {j}: {op}: gpus must be integers, got {gpus!r}") from None
-        ids = arr.tolist()
+            # Only integer ids: a float (2.9), a string ("3"), a nested list or a bool must not be
+            # truncated or converted into some GPU id.
+            ids = list(gpus) if isinstance(gpus, (list, tuple, range)) else None
+            if ids is None or not all(isinstance(g, (int, np.integer)) and not isinstance(g, bool)
+                                      for g in ids):
+                raise SchedulerError(f"job {j}: {op}: gpus must be a list or integer array of GPU "
+                                     f"ids, got {gpus!r}")
+            ids = [int(g) for g in ids]
+            arr = None
         if len(ids) < lo or len(ids) > hi:
             want = f"{lo}" if lo == hi else f"{lo}..{hi}"
             raise SchedulerError(f"job {j}: {op}: got {len(ids)} GPUs, the job accepts {want}")
@@ -803,10 +808,11 @@ class Engine:
             )
         if len(set(ids)) != len(ids):
             raise SchedulerError(f"job {j}: {op}: duplicate GPU ids {ids}")
-        return arr
+        return arr if arr is not None else np.array(ids, dtype=np.int64)
 
     def _require(self, j: int, want: int, op: str) -> None:
-        if not (isinstance(j, (int, np.integer)) and 0 <= j < self.jobs.n):
+        if not (isinstance(j, (int, np.integer)) and not isinstance(j, (bool, np.bool_))
+                and 0 <= j < self.jobs.n):
             raise SchedulerError(f"{op}: job {j!r} is not a job index (0..{self.jobs.n - 1})")
         s = self.state[j]
         if s != want:
@@ -994,10 +1000,11 @@ class Engine:
                 if self._multi_region:
                     self._count_demand(j, self.job_region[j])
             elif cls is Wake:
-                t = float(op.time)
-                if not (t >= self.now and math.isfinite(t)):
+                t = op.time
+                if (isinstance(t, bool) or not isinstance(t, _REAL)
+                        or not (math.isfinite(t) and t >= self.now)):
                     raise SchedulerError(f"Wake: time {op.time!r} is not a finite time >= now ({self.now})")
-                self._push(t, _WAKE, -1, 0)
+                self._push(float(t), _WAKE, -1, 0)
             elif cls is Replicate:
                 self._replicate(op)
             elif cls is Evict:
