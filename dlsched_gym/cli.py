@@ -170,6 +170,9 @@ def _engine_options(p: argparse.ArgumentParser, *, defaults: bool) -> None:
            metavar="NAME")
     option("--placement", "consolidated", f"placement strategy: {', '.join(sorted(PLACEMENTS))}",
            metavar="NAME")
+    p.add_argument("--engine-option", action="append", metavar="KEY=VALUE",
+                   help="further Engine option (repeatable), e.g. dataset_size_tb=20 (MAST's data "
+                        "placement), max_time=86400")
     p.add_argument("--drop-invalid", action="store_true", default=False if defaults else None,
                    help="drop unusable jobs (bad rows, jobs larger than the cluster) and record "
                         "how many, instead of failing")
@@ -210,7 +213,8 @@ def _simulate(args: argparse.Namespace) -> int:
         schedulers, [trace], [args.cluster], loads=[args.load], seeds=[args.seed],
         agents=agents, perf=args.perf, perf_options=parse_params(args.perf_option, "--perf-option"),
         predictor=args.predictor, placement=args.placement, overhead=args.overhead,
-        drop_invalid=args.drop_invalid)
+        drop_invalid=args.drop_invalid,
+        engine_options=parse_params(args.engine_option, "--engine-option"))
     output = evaluate.simulate_cell(cell, progress=True)
     out = Path(args.out)
     metrics = output.record["metrics"]
@@ -269,6 +273,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         "agents": _split(args.agents, "--agents"),
         "traces": _with_augment(args.trace, parse_params(args.augment, "--augment")),
         "perf_options": parse_params(args.perf_option, "--perf-option") or None,
+        "engine_options": parse_params(args.engine_option, "--engine-option") or None,
         "clusters": args.cluster,
         "seeds": _split(args.seeds, "--seeds", int),
         "loads": _split(args.loads, "--loads", float),

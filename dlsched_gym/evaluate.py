@@ -149,6 +149,9 @@ class Cell:
         imports: modules imported before the scheduler is made, in whatever process runs the
             cell (a scheduler registered in user code reaches process-pool and Ray workers this
             way); left out of the configuration hash when empty.
+        engine_options: further :class:`~dlsched_gym.engine.Engine` keywords, those in
+            :data:`ENGINE_OPTIONS` (e.g. ``dataset_size_tb`` for MAST's data placement); left out
+            of the configuration hash when empty.
     """
 
     scheduler: str
@@ -168,6 +171,7 @@ class Cell:
     overhead: float | str = 0.0
     drop_invalid: bool = False
     imports: tuple[str, ...] = ()
+    engine_options: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
     def __post_init__(self) -> None:
         # Canonical types, so that equal configurations hash equally (TOML 0 vs CLI 0.0).
@@ -175,14 +179,16 @@ class Cell:
         object.__setattr__(self, "seed", _seed(self.seed))
         object.__setattr__(self, "overhead", _canonical_overhead(self.overhead))
         object.__setattr__(self, "imports", _module_names(self.imports))
+        object.__setattr__(self, "engine_options", _engine_options(self.engine_options))
         if not self.label:
             object.__setattr__(self, "label", default_label(self.scheduler, self.params))
 
     def config(self) -> dict[str, Any]:
         """The full configuration as a JSON-ready dict."""
         config = json.loads(to_json(dataclasses.asdict(self)))
-        if not self.imports:  # keeps the keys of grids without imports as they were
-            del config["imports"]
+        for name in ("imports", "engine_options"):  # keep the keys of grids without them
+            if not config[name]:
+                del config[name]
         return config
 
     @property
@@ -240,6 +246,7 @@ def expand_grid(
     overhead: float | str = 0.0,
     drop_invalid: bool = False,
     imports: Iterable[str] = (),
+    engine_options: Mapping[str, Any] | None = None,
 ) -> list[Cell]:
     """All cells of scheduler x trace x cluster x load x seed, validated.
 
@@ -254,6 +261,7 @@ def expand_grid(
         perf, perf_options, predictor, predictor_options, placement, overhead, drop_invalid:
             engine options shared by every cell (see :class:`Cell`).
         imports: modules to import first, here and in every worker (user schedulers).
+        engine_options: further Engine keywords (:data:`ENGINE_OPTIONS`) for every cell.
 
     Raises:
         ConfigError: an unknown scheduler, parameter, predictor, placement or perf model, or a
@@ -266,6 +274,7 @@ def expand_grid(
 
     imports = _module_names(tuple(imports))
     import_modules(imports)
+    engine_options = _engine_options(engine_options or {})
     runs: list[dict[str, Any]] = []
     for i, item in enumerate(schedulers):
         s = _as_spec(item, f"schedulers[{i}]", "name", ("params", "label"))
@@ -305,10 +314,26 @@ def expand_grid(
              trace_options=topts, augment=aug, cluster=cluster, load=load, seed=seed, perf=perf,
              perf_options=dict(perf_options or {}), predictor=predictor,
              predictor_options=dict(predictor_options or {}), placement=placement,
-             overhead=overhead, drop_invalid=bool(drop_invalid), imports=imports)
+             overhead=overhead, drop_invalid=bool(drop_invalid), imports=imports,
+             engine_options=engine_options)
         for r in runs for trace, topts, aug in trace_specs for cluster in clusters for load in loads
         for seed in seeds
     ]
+
+
+#: Engine keywords a grid may set through ``engine_options`` (the others have their own fields).
+ENGINE_OPTIONS = ("dataset_size_tb", "initial_replicas", "resize_overhead", "max_time",
+                  "timeline_interval")
+
+
+def _engine_options(value: Any) -> dict[str, Any]:
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"engine_options: expected a table of Engine options, got {value!r}")
+    unknown = sorted(set(value) - set(ENGINE_OPTIONS))
+    if unknown:
+        raise ConfigError(f"engine_options: unknown option(s) {unknown}; expected some of "
+                          f"{list(ENGINE_OPTIONS)}")
+    return dict(value)
 
 
 def _module_names(value: Any) -> tuple[str, ...]:
@@ -508,7 +533,8 @@ def simulate_cell(cell: Cell, *, progress: bool = False) -> CellOutput:
                     perf=_perf_model(cell.perf, cell.perf_options),
                     predictor=make_predictor(resolve_predictor(cell.predictor, scheduler),
                                              **cell.predictor_options),
-                    restart_overhead=_overhead(cell.overhead), seed=cell.seed)
+                    restart_overhead=_overhead(cell.overhead), seed=cell.seed,
+                    **cell.engine_options)
     result = engine.run(scheduler, progress=progress)
     wall = time.perf_counter() - t0
     metrics = summarize(result)
@@ -791,6 +817,7 @@ class Experiment:
         drop_invalid = false
         perf = { name = "duration" }   # other keys are the model's options
         imports = ["my_schedulers"]    # optional: modules that register your own schedulers
+        engine = { dataset_size_tb = 10 }  # optional: further Engine options (ENGINE_OPTIONS)
 
         [[schedulers]]
         name = "fifo"
@@ -825,6 +852,7 @@ class Experiment:
     overhead: float | str = 0.0
     drop_invalid: bool = False
     imports: list[str] = dataclasses.field(default_factory=list)
+    engine_options: dict[str, Any] = dataclasses.field(default_factory=dict)
     workers: int | None = None
     backend: str = "local"
     address: str | None = None
@@ -846,7 +874,7 @@ class Experiment:
                            perf_options=self.perf_options, predictor=self.predictor,
                            predictor_options=self.predictor_options, placement=self.placement,
                            overhead=self.overhead, drop_invalid=self.drop_invalid,
-                           imports=self.imports)
+                           imports=self.imports, engine_options=self.engine_options)
 
 
 #: TOML key -> (expected type(s), description for error messages).
@@ -863,6 +891,7 @@ _TOML_KEYS: dict[str, tuple[tuple[type, ...], str]] = {
     "overhead": ((int, float, str), "seconds >= 0 or 'lucid'"),
     "drop_invalid": ((bool,), "true or false"),
     "imports": ((list,), "a list of module names to import first (user schedulers)"),
+    "engine": ((dict,), f"a table of further Engine options, some of {list(ENGINE_OPTIONS)}"),
     "workers": ((int,), "an integer >= 1"),
     "backend": ((str,), f"one of {sorted(BACKENDS)}"),
     "address": ((str,), "a Ray address"),
@@ -898,6 +927,8 @@ def load_experiment(path: str | Path) -> Experiment:
                                   f"got {value!r}")
             fields[key] = name
             fields[f"{key}_options"] = options
+        elif key == "engine":
+            fields["engine_options"] = value
         else:
             fields[key] = value
     for i, v in enumerate(fields.get("clusters", [])):

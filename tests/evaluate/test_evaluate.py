@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from dlsched_gym import evaluate
-from dlsched_gym.errors import ClusterSpecError, ConfigError, WorkloadError
+from dlsched_gym.errors import ClusterSpecError, ConfigError, SchedulerError, WorkloadError
 from dlsched_gym.evaluate import Cell, expand_grid, leaderboard, load_experiment, run_cell, run_grid
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -282,3 +282,34 @@ def test_imports_reach_every_worker(tmp_path, trace, monkeypatch):
     assert df.loc["fifo", "avg_jct"] == pytest.approx(755 / 6)
     with pytest.raises(ConfigError, match="cannot import module 'no_such_module'"):
         expand_grid(["fifo"], [trace], ["1x4"], imports=["no_such_module"])
+
+
+def test_engine_options_reach_the_engine(tmp_path):
+    # Regions a (node 0) and b (node 1), 4 GPUs each; two 4-GPU jobs reading dataset x, whose
+    # one copy starts in a (their home). FIFO's best fit puts job 0 on node 0 and job 1 on node 1.
+    # Without data placement both run 0-100; with dataset_size_tb the engine refuses job 1's
+    # start in b, where x has no copy.
+    trace = tmp_path / "t.csv"
+    trace.write_text("job_id,submit_time,duration,num_gpus,region,dataset\n"
+                     "p,0,100,4,a,x\nq,0,100,4,a,x\n")
+    cluster = tmp_path / "c.toml"
+    cluster.write_text('[[nodes]]\ngpus = 4\nregion = "a"\n[[nodes]]\ngpus = 4\nregion = "b"\n')
+    plain = expand_grid(["fifo"], [str(trace)], [str(cluster)])
+    df = run_grid(plain, tmp_path / "plain", progress=False)
+    assert df.loc[0, "avg_jct"] == 100.0
+    data = expand_grid(["fifo"], [str(trace)], [str(cluster)], engine_options={"dataset_size_tb": 1})
+    assert data[0].key != plain[0].key and "engine_options" not in plain[0].config()
+    with pytest.raises(SchedulerError, match="Replicate it there first"):
+        run_grid(data, tmp_path / "data", progress=False)
+    with pytest.raises(ConfigError, match=r"engine_options: unknown option\(s\) \['speed'\]"):
+        expand_grid(["fifo"], [str(trace)], [str(cluster)], engine_options={"speed": 2})
+
+
+def test_experiment_engine_table(tmp_path):
+    path = tmp_path / "e.toml"
+    path.write_text('schedulers = ["mast"]\nclusters = ["1x4"]\nengine = { dataset_size_tb = 20 }\n'
+                    '[[traces]]\nname = "x.csv"\n')
+    assert load_experiment(path).engine_options == {"dataset_size_tb": 20}
+    path.write_text('engine = 3\n')
+    with pytest.raises(ConfigError, match="key 'engine': expected a table"):
+        load_experiment(path)
