@@ -18,7 +18,9 @@ import stat
 import tarfile
 import urllib.error
 import urllib.request
+import warnings
 import zipfile
+from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
 
 from dlsched_gym.errors import ConfigError, DownloadError
@@ -141,7 +143,7 @@ def _by_hand(remote: Remote, f: RemoteFile, target: Path) -> str:
     )
 
 
-def _fetch(remote: Remote, f: RemoteFile, url: str, target: Path) -> None:
+def _fetch(remote: Remote, f: RemoteFile, url: str, target: Path) -> str:
     part = target.with_name(target.name + ".part")
     h = hashlib.sha256()
     try:
@@ -162,6 +164,7 @@ def _fetch(remote: Remote, f: RemoteFile, url: str, target: Path) -> None:
             f"{h.hexdigest()}; the partial file {part} was deleted"
         )
     part.replace(target)
+    return h.hexdigest()
 
 
 def _refuse(archive: Path, name: str, why: str) -> DownloadError:
@@ -214,7 +217,7 @@ def _unpack(remote: Remote, archive: Path, folder: Path) -> None:
     shutil.rmtree(staging, ignore_errors=True)
     try:
         extract(archive, staging)
-        reserved = {f.filename for f in remote.files}
+        reserved = {f.filename for f in remote.files} | {f"{f.filename}.sha256" for f in remote.files}
         for item in staging.iterdir():
             if item.name in reserved or item.name.startswith((".unpacked-", ".staging-")):
                 raise _refuse(archive, item.name, f"would replace {folder / item.name}, a file of the "
@@ -235,14 +238,23 @@ def _unpack(remote: Remote, archive: Path, folder: Path) -> None:
     staging.rmdir()
 
 
-def download(name: str, *, cache_dir: str | Path | None = None, url: str | None = None) -> Path:
+def download(name: str, *, cache_dir: str | Path | None = None, url: str | None = None,
+             sha256: Mapping[str, str] | None = None, allow_unpinned: bool = False) -> Path:
     """Download (if not cached) and unpack the data set ``name``; returns its cache folder.
+
+    Every downloaded file is checked against a sha256: the published one, or one you pin with
+    ``sha256``. A file with neither is not fetched unless ``allow_unpinned=True``; then its
+    digest is written next to it (``<file>.sha256``) and shown in a warning, so that you can
+    compare it with a trusted copy and pin it from then on.
 
     Args:
         name: a key of :data:`REMOTES`.
         cache_dir: the cache root (default: see :func:`cache_root`).
         url: another location: the file's URL for a one-file data set, or a base URL that the file
             names are appended to for a data set of several files (``file://`` works too).
+        sha256: ``{file name: hex digest}`` pins for files without a published digest (or to
+            override one).
+        allow_unpinned: fetch files that have no digest at all, unverified.
 
     Raises:
         ConfigError: unknown name.
@@ -253,9 +265,15 @@ def download(name: str, *, cache_dir: str | Path | None = None, url: str | None 
     if name not in REMOTES:
         raise ConfigError(f"unknown download {name!r}; expected one of {sorted(REMOTES)}")
     remote = REMOTES[name]
+    pins = dict(sha256 or {})
+    unknown = sorted(set(pins) - {f.filename for f in remote.files})
+    if unknown:
+        raise ConfigError(f"download({name!r}): sha256 given for unknown file(s) {unknown}; the "
+                          f"files are {[f.filename for f in remote.files]}")
     folder = cache_root(cache_dir) / name
     folder.mkdir(parents=True, exist_ok=True)
     for f in remote.files:
+        f = dataclasses.replace(f, sha256=pins.get(f.filename, f.sha256))
         target = folder / f.filename
         source = f.url
         if url is not None:
@@ -263,7 +281,18 @@ def download(name: str, *, cache_dir: str | Path | None = None, url: str | None 
         if target.exists() and f.sha256 and _sha256(target) != f.sha256:
             target.unlink()  # a stale or corrupt copy: fetch again
         if not target.exists():
-            _fetch(remote, f, source, target)
+            if f.sha256 is None and not allow_unpinned:
+                raise DownloadError(
+                    f"{name}: {f.filename} has no published sha256, so its download cannot be "
+                    f"verified; pin it with download({name!r}, sha256={{{f.filename!r}: '<hex>'}}) "
+                    f"or pass allow_unpinned=True to fetch it unverified (its digest is then "
+                    f"written to {target}.sha256)")
+            digest = _fetch(remote, f, source, target)
+            if f.sha256 is None:
+                (folder / f"{f.filename}.sha256").write_text(digest + "\n")
+                warnings.warn(f"{name}: {f.filename} downloaded without verification; its sha256 "
+                              f"is {digest} (pin it with sha256={{{f.filename!r}: ...}})",
+                              stacklevel=2)
         marker = folder / f".unpacked-{f.filename}"
         if _is_archive(f.filename) and not marker.exists():
             _unpack(remote, target, folder)

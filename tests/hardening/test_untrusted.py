@@ -118,11 +118,11 @@ def test_download_of_a_malicious_archive_leaves_nothing_unpacked(tmp_path):
                        ("../../escaped.txt", b"x", None))
     cache = tmp_path / "cache"
     with pytest.raises(DownloadError) as info:
-        traces.download("helios", cache_dir=cache, url=archive.as_uri())
+        traces.download("helios", allow_unpinned=True, cache_dir=cache, url=archive.as_uri())
     assert str(info.value) == (f"{cache / 'helios' / 'data.zip'}: member '../../escaped.txt' would be "
                                "written outside the folder it is unpacked into; refusing to unpack")
-    # the download itself stays (for inspection); nothing of it is unpacked or marked done
-    assert sorted(p.name for p in (cache / "helios").iterdir()) == ["data.zip"]
+    # the download itself stays (for inspection, with its digest); nothing is unpacked or marked done
+    assert sorted(p.name for p in (cache / "helios").iterdir()) == ["data.zip", "data.zip.sha256"]
     assert not list(tmp_path.rglob("escaped.txt"))
 
 
@@ -132,16 +132,17 @@ def test_archive_cannot_replace_the_downloads_own_files(tmp_path):
     src.mkdir()
     make_tar(src / "pai_job_table.tar.gz", ("pai_job_table.csv", b"x"), ("pai_task_table.tar.gz", b"x"))
     with pytest.raises(DownloadError, match="'pai_task_table.tar.gz' would replace .*download itself"):
-        traces.download("alibaba-pai-2020", cache_dir=tmp_path / "cache", url=src.as_uri() + "/")
+        traces.download("alibaba-pai-2020", allow_unpinned=True, cache_dir=tmp_path / "cache",
+                        url=src.as_uri() + "/")
     assert sorted(p.name for p in (tmp_path / "cache" / "alibaba-pai-2020").iterdir()) == \
-        ["pai_job_table.tar.gz"]
+        ["pai_job_table.tar.gz", "pai_job_table.tar.gz.sha256"]
 
 
 def test_unreadable_archive_is_a_download_error(tmp_path):
     fake = tmp_path / "data.zip"
     fake.write_bytes(b"<html>rate limited</html>")
     with pytest.raises(DownloadError, match=r"data\.zip: cannot unpack: File is not a zip file"):
-        traces.download("helios", cache_dir=tmp_path / "cache", url=fake.as_uri())
+        traces.download("helios", allow_unpinned=True, cache_dir=tmp_path / "cache", url=fake.as_uri())
 
 
 # ------------------------------------------------------------------------------------ checksums
@@ -162,7 +163,7 @@ def test_checksum_mismatch_raises_and_leaves_no_file(tmp_path, pinned):
     bad.write_bytes(served)
     expected, got = hashlib.sha256(pinned).hexdigest(), hashlib.sha256(served).hexdigest()
     with pytest.raises(DownloadError, match=f"sha256 mismatch.*expected {expected}, got {got}"):
-        traces.download("acme-seren", cache_dir=tmp_path / "cache", url=bad.as_uri())
+        traces.download("acme-seren", allow_unpinned=True, cache_dir=tmp_path / "cache", url=bad.as_uri())
     assert list((tmp_path / "cache" / "acme-seren").iterdir()) == []  # no file, no .part
 
 
@@ -171,12 +172,13 @@ def test_corrupt_cached_copy_is_discarded(tmp_path, pinned):
     folder.mkdir(parents=True)
     (folder / "trace_seren.csv").write_bytes(b"tampered")
     with pytest.raises(DownloadError, match="could not download"):  # refetched: the URL is broken
-        traces.download("acme-seren", cache_dir=tmp_path / "cache", url="file:///nonexistent/x.csv")
+        traces.download("acme-seren", allow_unpinned=True, cache_dir=tmp_path / "cache", url="file:///nonexistent/x.csv")
     assert list(folder.iterdir()) == []
     good = tmp_path / "good.csv"
     good.write_bytes(pinned)
-    assert (traces.download("acme-seren", cache_dir=tmp_path / "cache", url=good.as_uri())
-            / "trace_seren.csv").read_bytes() == pinned
+    folder = traces.download("acme-seren", allow_unpinned=True, cache_dir=tmp_path / "cache",
+                             url=good.as_uri())
+    assert (folder / "trace_seren.csv").read_bytes() == pinned
 
 
 def test_mismatched_archive_is_never_unpacked(tmp_path):

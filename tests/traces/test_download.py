@@ -32,9 +32,10 @@ def make_tar(path: Path, members: dict[str, bytes], link: tuple[str, str] | None
 
 
 def test_single_file_download_then_load(tmp_path):
-    folder = traces.download(
-        "acme-seren", cache_dir=tmp_path / "cache", url=(FIX / "trace_seren.csv").as_uri()
-    )
+    src = FIX / "trace_seren.csv"
+    digest = hashlib.sha256(src.read_bytes()).hexdigest()
+    folder = traces.download("acme-seren", cache_dir=tmp_path / "cache", url=src.as_uri(),
+                             sha256={"trace_seren.csv": digest})  # pinned by the caller
     assert folder == tmp_path / "cache" / "acme-seren"
     wl = traces.load(folder / "trace_seren.csv", format="acme")
     assert wl.table["job_id"].tolist() == ["s1", "s3"]
@@ -42,7 +43,7 @@ def test_single_file_download_then_load(tmp_path):
 
 def test_cache_dir_from_environment(tmp_path, monkeypatch):
     monkeypatch.setenv("DLSCHED_CACHE", str(tmp_path / "env-cache"))
-    folder = traces.download("acme-kalos", url=(FIX / "trace_seren.csv").as_uri())
+    folder = traces.download("acme-kalos", allow_unpinned=True, url=(FIX / "trace_seren.csv").as_uri())
     assert folder == tmp_path / "env-cache" / "acme-kalos" and (folder / "trace_kalos.csv").is_file()
 
 
@@ -50,7 +51,8 @@ def test_zip_archive_is_unpacked(tmp_path):
     archive = tmp_path / "data.zip"
     with zipfile.ZipFile(archive, "w") as zf:
         zf.write(FIX / "helios_cluster_log.csv", "data/Venus/cluster_log.csv")
-    folder = traces.download("helios", cache_dir=tmp_path / "cache", url=archive.as_uri())
+    folder = traces.download("helios", allow_unpinned=True, cache_dir=tmp_path / "cache",
+                             url=archive.as_uri())
     wl = traces.load(folder / "data" / "Venus" / "cluster_log.csv", format="helios")
     assert wl.table["job_id"].tolist() == ["j1", "j5", "j4"]
 
@@ -64,7 +66,8 @@ def test_several_files_from_a_base_url(tmp_path):
     make_tar(
         src / "pai_task_table.tar.gz", {"pai_task_table.csv": (FIX / "pai/pai_task_table.csv").read_bytes()}
     )
-    folder = traces.download("alibaba-pai-2020", cache_dir=tmp_path / "cache", url=src.as_uri() + "/")
+    folder = traces.download("alibaba-pai-2020", allow_unpinned=True, cache_dir=tmp_path / "cache",
+                             url=src.as_uri() + "/")
     assert traces.load(folder).table["job_id"].tolist() == ["j1", "j2"]
 
 
@@ -89,10 +92,11 @@ def test_matching_sha256_is_accepted_and_cached(tmp_path, monkeypatch):
     )
     monkeypatch.setitem(dl.REMOTES, "acme-seren", remote)
     url = (FIX / "trace_seren.csv").as_uri()
-    folder = traces.download("acme-seren", cache_dir=tmp_path, url=url)
+    folder = traces.download("acme-seren", allow_unpinned=True, cache_dir=tmp_path, url=url)
     assert (folder / "trace_seren.csv").read_bytes() == data
     # cached: a second call does not fetch (a broken URL would fail otherwise)
-    assert traces.download("acme-seren", cache_dir=tmp_path, url="file:///nonexistent/x") == folder
+    assert traces.download("acme-seren", allow_unpinned=True, cache_dir=tmp_path,
+                           url="file:///nonexistent/x") == folder
 
 
 def test_unreachable_url_says_where_to_put_the_file(tmp_path):
@@ -123,3 +127,20 @@ def test_path_traversal_and_links_are_refused(tmp_path):
 def test_unknown_name():
     with pytest.raises(ConfigError, match="unknown download 'nope'.*acme-kalos"):
         traces.download("nope")
+
+
+def test_unpinned_download_is_refused_unless_allowed(tmp_path):
+    src = FIX / "trace_seren.csv"
+    cache = tmp_path / "cache"
+    with pytest.raises(DownloadError, match=r"trace_seren\.csv has no published sha256.*allow_unpinned=True"):
+        traces.download("acme-seren", cache_dir=cache, url=src.as_uri())
+    assert not (cache / "acme-seren" / "trace_seren.csv").exists()  # nothing fetched
+    with pytest.warns(UserWarning, match="downloaded without verification"):
+        folder = traces.download("acme-seren", cache_dir=cache, url=src.as_uri(), allow_unpinned=True)
+    digest = hashlib.sha256(src.read_bytes()).hexdigest()
+    assert (folder / "trace_seren.csv.sha256").read_text().strip() == digest
+    with pytest.raises(DownloadError, match="sha256 mismatch"):
+        traces.download("acme-seren", cache_dir=tmp_path / "other", url=src.as_uri(),
+                        sha256={"trace_seren.csv": "0" * 64})
+    with pytest.raises(ConfigError, match=r"unknown file\(s\) \['x.csv'\]"):
+        traces.download("acme-seren", cache_dir=cache, sha256={"x.csv": digest})
