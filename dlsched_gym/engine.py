@@ -354,6 +354,7 @@ class Engine:
         self.perf.reset(self.spec, self.jobs, perf_rng)
         self.predictor.reset(self.jobs, np.asarray(self.work), pred_rng)
         self._type_masks = self._gpu_type_masks()
+        self._job_gpu_type = self.jobs.gpu_type.tolist()  # scalar lookups per start: list is faster
         self._region_masks = [self.spec.node_region_index == r for r in range(len(self.spec.regions))]
         # Data placement: per dataset code, region -> time its copy is (or will be) ready.
         self.replicas: list[dict[int, float]] = [dict.fromkeys(rs, 0.0) for rs in self._initial]
@@ -389,7 +390,7 @@ class Engine:
     def allowed_nodes(self, job: int) -> np.ndarray | None:
         """Boolean mask of the nodes ``job`` may run on (its requested GPU type and routed region),
         or None when any node will do."""
-        mask = self._type_masks.get(int(self.jobs.gpu_type[job]))
+        mask = self._type_masks.get(self._job_gpu_type[job])
         r = self.job_region[job]
         if r >= 0:
             mask = self._region_masks[r] if mask is None else mask & self._region_masks[r]
@@ -506,10 +507,12 @@ class Engine:
         n = self._arrival_limit
         heap = self.heap
         state = self.state
+        queue = self.queue
         while True:
-            if self._next_arrival >= n and not (self.queue or self.alloc or self.cloud):
+            nxt = self._next_arrival
+            if nxt >= n and not (queue or self.alloc or self.cloud):
                 return False  # every job has ended; later pool or wake events change nothing
-            t_arr = submit[self._next_arrival] if self._next_arrival < n else math.inf
+            t_arr = submit[nxt] if nxt < n else math.inf
             t_evt = heap[0][0] if heap else math.inf
             t = t_arr if t_arr < t_evt else t_evt
             if t == math.inf:
@@ -522,13 +525,15 @@ class Engine:
                 return False
             self._advance_clock(t)
             changed = False
-            while self._next_arrival < n and submit[self._next_arrival] <= t:
-                j = self._next_arrival
-                self._next_arrival += 1
-                state[j] = QUEUED
-                self.queue[j] = None
-                self.queued_since[j] = t
-                view.new_jobs.append(j)
+            if t_arr <= t:  # submit the arrivals due now (locals: this runs once per job)
+                queued_since, new_jobs = self.queued_since, view.new_jobs
+                while nxt < n and submit[nxt] <= t:
+                    state[nxt] = QUEUED
+                    queue[nxt] = None
+                    queued_since[nxt] = t
+                    new_jobs.append(nxt)
+                    nxt += 1
+                self._next_arrival = nxt
                 changed = True
             while heap and heap[0][0] <= t:
                 _, kind, _, j, ver = heapq.heappop(heap)

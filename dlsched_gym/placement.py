@@ -63,9 +63,6 @@ def take_from_nodes(order: np.ndarray, n: int, node_free: np.ndarray, gpu_load: 
     return None
 
 
-_NO_FIT = np.iinfo(np.int64).max
-
-
 class Consolidated:
     """Best-fit consolidation (see module docstring)."""
 
@@ -73,9 +70,15 @@ class Consolidated:
 
     def place(self, n, node_free, gpu_load, spec, job):
         if n <= spec.max_node_gpus:
-            masked = np.where(node_free >= n, node_free, _NO_FIT)
-            node = int(masked.argmin())
-            if masked[node] == _NO_FIT:
+            slack = node_free - n
+            if slack.dtype == np.int64:
+                # Hot path (every start): read as unsigned, the negative slack of a node too small
+                # for the gang wraps to a huge value, so one argmin finds the first node with the
+                # least non-negative slack without building a mask and a masked copy.
+                node = int(slack.view(np.uint64).argmin())
+            else:  # a caller's array of another dtype: mask the too-small nodes explicitly
+                node = int(np.where(slack >= 0, slack, np.inf).argmin())
+            if node_free[node] < n:
                 return None
             return free_gpus_on(node, n, gpu_load, spec)
         order = np.argsort(-node_free, kind="stable")

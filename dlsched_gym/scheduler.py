@@ -157,10 +157,13 @@ class Plan:
     """A scratch copy of the free-GPU state, for planning several ops in one decision.
 
     Reservations change only the plan, never the engine: return the matching ops and the engine
-    re-validates them. Copies are made lazily on the first change.
+    re-validates them. Copies are made lazily: changes are first noted as per-GPU and per-node
+    differences, and the engine's arrays are copied only when the plan is read after a change (a
+    decision that starts one job, the common case, then copies nothing).
     """
 
-    __slots__ = ("_view", "_load", "_node_free", "free_gpus", "_copied")
+    __slots__ = ("_view", "_load", "_node_free", "free_gpus", "_copied", "_load_diff",
+                 "_free_diff")
 
     def __init__(self, view: ClusterView) -> None:
         eng = view._engine
@@ -169,21 +172,36 @@ class Plan:
         self._node_free = eng.node_free
         self.free_gpus = eng.free_gpus
         self._copied = False
+        self._load_diff: dict[int, int] = {}  # GPU -> jobs added, until the arrays are copied
+        self._free_diff: dict[int, int] = {}  # node -> free GPUs added, until then
 
     def _own(self) -> None:
+        """Copy the engine's arrays and apply the changes noted so far; later changes go to the
+        copies directly."""
         if not self._copied:
-            self._load = self._load.copy()
-            self._node_free = self._node_free.copy()
+            load = self._load = self._load.copy()
+            node_free = self._node_free = self._node_free.copy()
+            for g, d in self._load_diff.items():
+                load[g] += d
+            for v, d in self._free_diff.items():
+                node_free[v] += d
             self._copied = True
+
+    def _current(self) -> None:
+        """Make ``_load`` and ``_node_free`` show every change so far (before reading them)."""
+        if not self._copied and self._load_diff:
+            self._own()
 
     @property
     def node_free(self) -> np.ndarray:
         """Free GPUs per node in this plan (read-only use)."""
+        self._current()
         return self._node_free
 
     @property
     def gpu_load(self) -> np.ndarray:
         """Jobs per GPU in this plan (read-only use)."""
+        self._current()
         return self._load
 
     def place(self, job: int, num_gpus: int | None = None, placement: Placement | None = None,
@@ -195,6 +213,7 @@ class Plan:
         n = int(self._view.jobs.num_gpus[job]) if num_gpus is None else int(num_gpus)
         if n > self.free_gpus:
             return None
+        self._current()
         eng = self._view._engine
         strategy = placement or eng.placement
         mask = eng.allowed_nodes(job)
@@ -206,26 +225,38 @@ class Plan:
             self.reserve(gpus)
         return gpus
 
+    def _change(self, gpus: np.ndarray, step: int) -> None:
+        """Add ``step`` (+1 or -1) jobs to each of ``gpus``: a GPU whose load leaves 0 (step +1)
+        stops being free, one whose load reaches 0 (step -1) becomes free."""
+        gpu_node = self._view.spec.gpu_node_list
+        # Gangs are small: Python loops beat numpy's per-call overhead.
+        if self._copied:
+            load, node_free = self._load, self._node_free
+            for g in gpus.tolist():
+                before = load[g]
+                load[g] = before + step
+                if (before if step > 0 else before + step) == 0:
+                    node_free[gpu_node[g]] -= step
+                    self.free_gpus -= step
+        else:
+            load, load_diff, free_diff = self._load, self._load_diff, self._free_diff
+            for g in gpus.tolist():
+                d = load_diff.get(g, 0)
+                before = load[g] + d
+                load_diff[g] = d + step
+                if (before if step > 0 else before + step) == 0:
+                    v = gpu_node[g]
+                    free_diff[v] = free_diff.get(v, 0) - step
+                    self.free_gpus -= step
+
     def reserve(self, gpus: np.ndarray) -> None:
         """Add one job to each of ``gpus`` in the plan (a free GPU becomes used; a used one becomes
         shared)."""
-        self._own()
-        load, node_free, gpu_node = self._load, self._node_free, self._view.spec.gpu_node_list
-        for g in gpus.tolist():  # gangs are small: a Python loop beats numpy's per-call overhead
-            if load[g] == 0:
-                node_free[gpu_node[g]] -= 1
-                self.free_gpus -= 1
-            load[g] += 1
+        self._change(gpus, 1)
 
     def release(self, gpus: np.ndarray) -> None:
         """Remove one job from each of ``gpus`` (e.g. when planning a preemption)."""
-        self._own()
-        load, node_free, gpu_node = self._load, self._node_free, self._view.spec.gpu_node_list
-        for g in gpus.tolist():
-            load[g] -= 1
-            if load[g] == 0:
-                node_free[gpu_node[g]] += 1
-                self.free_gpus += 1
+        self._change(gpus, -1)
 
 
 class ClusterView:
