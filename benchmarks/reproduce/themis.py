@@ -8,8 +8,8 @@ of one Philly VC, on a cluster smaller than the VC so that jobs contend. Prints 
 and writes it into ``baselines/reproductions/themis.md`` between the ``<!-- RESULTS -->`` and
 ``<!-- END -->`` markers (the rest of that file is hand-written).
 
-Finish-time fairness is not in :mod:`dlsched_gym.metrics`; :func:`finish_time_fairness` computes
-it from the result: ``rho_j = JCT_j / T_id_j`` with ``T_id_j = duration_j x max(1, g_j N_j / C)``,
+Finish-time fairness comes from :func:`dlsched_gym.metrics.finish_time_fairness`:
+``rho_j = JCT_j / T_id_j`` with ``T_id_j = duration_j x max(1, g_j N_j / C)``,
 ``N_j`` the time-averaged number of jobs in the system (queued or running, the job included)
 over the job's life, ``C`` the cluster's GPUs: the run time on a 1/N share of the cluster
 (a gang larger than its share runs that fraction of the time). Themis's paper averages the
@@ -42,9 +42,9 @@ import numpy as np
 from dlsched_gym import traces
 from dlsched_gym.baselines import make
 from dlsched_gym.cluster import uniform
-from dlsched_gym.engine import FINISHED, Engine, SimResult, lucid_overhead
+from dlsched_gym.engine import Engine, lucid_overhead
 from dlsched_gym.evaluate import atomic_write_text
-from dlsched_gym.metrics import summarize
+from dlsched_gym.metrics import finish_time_fairness, summarize
 from dlsched_gym.perf import make_perf
 
 #: Jobs at least this long (s) form the "long" population (Themis's apps run for hours).
@@ -63,28 +63,6 @@ POLICIES = [
     ("las", "las", {}, {}),
     ("fifo", "fifo", {}, {}),
 ]
-
-
-def finish_time_fairness(result: SimResult) -> np.ndarray:
-    """Per job, ``JCT / T_id`` (NaN for jobs that did not finish); see the module docstring."""
-    n = len(result.submit_time)
-    fin = result.state == FINISHED
-    submit = result.submit_time
-    end = np.maximum(np.where(np.isfinite(result.end_time), result.end_time, result.now), submit)
-    times = np.concatenate([submit, end])
-    order = np.argsort(times, kind="stable")
-    t = times[order]
-    level = np.cumsum(np.concatenate([np.ones(n), -np.ones(n)])[order])
-    area = np.concatenate([[0.0], np.cumsum(level[:-1] * np.diff(t))])
-
-    def integral(x: np.ndarray) -> np.ndarray:
-        k = np.searchsorted(t, x, side="right") - 1
-        return area[k] + level[k] * (x - t[k])
-
-    life = np.maximum(end - submit, 1e-9)
-    contention = (integral(end) - integral(submit)) / life
-    t_id = result.duration * np.maximum(1.0, result.num_gpus_req * contention / result.num_gpus)
-    return np.where(fin, (end - submit) / t_id, np.nan)
 
 
 def setting(vc: str, from_day: float, days: float, nodes: int):
