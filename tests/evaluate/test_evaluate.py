@@ -17,15 +17,6 @@ from dlsched_gym.evaluate import Cell, expand_grid, leaderboard, load_experiment
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 
-@pytest.fixture
-def trace(tmp_path) -> str:
-    """Six jobs on a 1x4 cluster: enough contention for FIFO and backfill to differ."""
-    path = tmp_path / "trace.csv"
-    path.write_text("job_id,submit_time,duration,num_gpus\n"
-                    "a,0,100,2\nb,10,50,4\nc,20,30,1\nd,25,40,2\ne,30,10,1\nf,200,60,4\n")
-    return str(path)
-
-
 def test_expand_grid_order_labels_and_keys(trace):
     cells = expand_grid(["fifo", {"name": "fifo", "params": {"backfill": True}}], [trace], ["1x4", "2x4"],
                         loads=[1, 2], seeds=[0, 1], agents=[{"path": "runs/ppo.zip", "label": "ppo"}])
