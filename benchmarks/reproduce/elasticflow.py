@@ -35,14 +35,12 @@ Usage (about 1-2 minutes on 2 cores)::
 from __future__ import annotations
 
 import argparse
-import os
-import re
-import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import pandas as pd
+from _writeup import write_results  # sibling module (scripts run as files)
 
 from dlsched_gym import traces
 from dlsched_gym.baselines import make
@@ -138,19 +136,6 @@ def main() -> None:
     print(text)
     if not a.no_write:
         write_results(Path(a.md), text)
-
-
-def write_results(path: Path, text: str) -> None:
-    """Replace the block between the RESULTS markers of ``path`` (append one if absent),
-    atomically."""
-    block = f"<!-- RESULTS -->\n{text}<!-- END -->"
-    old = path.read_text() if path.exists() else ""
-    pattern = re.compile(r"<!-- RESULTS -->.*?<!-- END -->", re.S)
-    new = pattern.sub(lambda m: block, old) if pattern.search(old) else old + "\n" + block + "\n"
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        f.write(new)
-    os.replace(tmp, path)
 
 
 def markdown(frame: pd.DataFrame, fmt: str) -> str:

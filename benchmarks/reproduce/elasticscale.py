@@ -42,25 +42,23 @@ Usage (about 1.5 minutes on 2 cores)::
 from __future__ import annotations
 
 import argparse
-import re
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from _writeup import write_results  # sibling module (scripts run as files)
 
 from dlsched_gym import traces
 from dlsched_gym.baselines import make
 from dlsched_gym.cluster import ClusterSpec, Node
 from dlsched_gym.engine import Engine
-from dlsched_gym.evaluate import atomic_write_text
 from dlsched_gym.metrics import summarize
 from dlsched_gym.perf import make_perf
 from dlsched_gym.workload import Workload
 
 OUT = Path(__file__).resolve().parents[2] / "baselines" / "reproductions" / "elasticscale.md"
-_BLOCK = re.compile(r"<!-- RESULTS -->\n.*?<!-- END -->", re.S)
 #: The paper's simulated cluster: 32 V100 + 16 P100 + 16 T4, here in 8-GPU servers.
 CLUSTER = ClusterSpec(nodes=tuple(Node(gpus=8, gpu_type=t) for t, k in
                                   (("V100", 4), ("P100", 2), ("T4", 2)) for _ in range(k)),
@@ -178,15 +176,6 @@ def render(args, frame: pd.DataFrame, wls: list[Workload], dropped: int, wall: f
                      f"{pj} | {m['makespan (s)']:,.0f} | {m['makespan (s)'] / heter['makespan (s)']:.2f}x"
                      f"{pm} | {m['GPU util.']:.3f} |")
     return "\n".join(lines) + "\n"
-
-
-def write_results(path: Path, text: str) -> None:
-    """Put ``text`` between the RESULTS markers of ``path`` (a new block at the end when the file
-    has none), atomically."""
-    block = f"<!-- RESULTS -->\n{text}<!-- END -->"
-    old = path.read_text() if path.exists() else ""
-    new = _BLOCK.sub(lambda _: block, old) if _BLOCK.search(old) else f"{old}\n{block}\n".lstrip("\n")
-    atomic_write_text(path, new)
 
 
 def main(argv=None) -> pd.DataFrame:

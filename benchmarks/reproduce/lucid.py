@@ -28,12 +28,12 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import re
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
+from _writeup import write_results  # sibling module (scripts run as files)
 
 from dlsched_gym import traces
 from dlsched_gym.baselines import make
@@ -128,17 +128,7 @@ def main() -> None:
     print(table)
     if not a.no_write and OUT.exists():
         tag = f"{a.trace} {spec.name} {a.days:g}d"
-        key = re.escape(f"<!-- RESULTS {tag} -->")
-        text = OUT.read_text()
-        block = f"<!-- RESULTS {tag} -->\n{table}<!-- END -->"
-        pattern = re.compile(key + r".*?<!-- END -->", re.S)
-        if pattern.search(text):
-            text = pattern.sub(lambda _: block, text)
-        else:
-            text = text.rstrip("\n") + "\n\n" + block + "\n"
-        tmp = OUT.with_suffix(".tmp")
-        tmp.write_text(text)
-        tmp.replace(OUT)
+        write_results(OUT, table, tag)
 
 
 if __name__ == "__main__":

@@ -37,12 +37,12 @@ Usage (about 1-2 minutes on 2 cores)::
 from __future__ import annotations
 
 import argparse
-import re
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import pandas as pd
+from _writeup import write_results  # sibling module (scripts run as files)
 
 from dlsched_gym import goodput, traces
 from dlsched_gym.baselines import make
@@ -123,16 +123,6 @@ def main(argv=None) -> pd.DataFrame:
     if not a.no_write:
         write_results(OUT, text)
     return frame
-
-
-def write_results(path: Path, text: str) -> None:
-    """Replace the block between the RESULTS markers of ``path`` (append one if absent),
-    atomically."""
-    block = f"<!-- RESULTS -->\n{text}<!-- END -->"
-    old = path.read_text() if path.exists() else ""
-    pattern = re.compile(r"<!-- RESULTS -->.*?<!-- END -->", re.S)
-    new = pattern.sub(lambda m: block, old) if pattern.search(old) else old + "\n" + block + "\n"
-    atomic_write_text(path, new)
 
 
 def markdown(frame: pd.DataFrame, fmt: str) -> str:

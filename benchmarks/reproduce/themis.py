@@ -32,18 +32,17 @@ Usage (about 1-2 minutes on 2 cores)::
 from __future__ import annotations
 
 import argparse
-import re
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
+from _writeup import write_results  # sibling module (scripts run as files)
 
 from dlsched_gym import traces
 from dlsched_gym.baselines import make
 from dlsched_gym.cluster import uniform
 from dlsched_gym.engine import Engine, lucid_overhead
-from dlsched_gym.evaluate import atomic_write_text
 from dlsched_gym.metrics import finish_time_fairness, summarize
 from dlsched_gym.perf import make_perf
 
@@ -135,14 +134,7 @@ def main(argv=None) -> list[dict]:
     print(table)
     if not a.no_write and OUT.exists():
         tag = f"{a.vc} {a.from_day:g}+{a.days:g}d {spec.name}"
-        block = f"<!-- RESULTS {tag} -->\n{table}<!-- END -->"
-        text = OUT.read_text()
-        pattern = re.compile(re.escape(f"<!-- RESULTS {tag} -->") + r".*?<!-- END -->", re.S)
-        if pattern.search(text):
-            text = pattern.sub(lambda _: block, text)
-        else:
-            text = text.rstrip("\n") + "\n\n" + block + "\n"
-        atomic_write_text(OUT, text)
+        write_results(OUT, table, tag)
     return rows
 
 
