@@ -108,7 +108,7 @@ class BuddyPlacement:
 
     name = "buddy"
 
-    def place(self, n, node_free, gpu_load, spec, job):
+    def place(self, n, node_free, gpu_load, spec, job, allowed=None):
         """GPU ids for a gang of ``n``, or None if no aligned block is free."""
         g = int(spec.max_node_gpus)
         first = spec.node_first_gpu

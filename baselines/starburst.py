@@ -91,7 +91,7 @@ class ChunkedFirstFit:
 
     name = "starburst-first-fit"
 
-    def place(self, n, node_free, gpu_load, spec, job):
+    def place(self, n, node_free, gpu_load, spec, job, allowed=None):
         chunk = spec.max_node_gpus
         full, rest = divmod(n, chunk)
         demands = [chunk] * full + ([rest] if rest else [])

@@ -172,7 +172,7 @@ class _Spanning:
 
     name = "spanning"
 
-    def place(self, n, node_free, gpu_load, spec, job):
+    def place(self, n, node_free, gpu_load, spec, job, allowed=None):
         """GPU ids for a gang of ``n`` (None if too few are free)."""
         return take_from_nodes(np.argsort(-node_free, kind="stable"), n, node_free, gpu_load, spec)
 

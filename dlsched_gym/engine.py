@@ -907,8 +907,13 @@ class Engine:
                     n = int(self.jobs.num_gpus[j])
                     mask = self.allowed_nodes(j)
                     node_free = self.node_free if mask is None else np.where(mask, self.node_free, 0)
-                    gpus = self.placement.place(n, node_free, self.gpu_load, self.spec, j) \
-                        if n <= self.free_gpus else None
+                    if n > self.free_gpus:
+                        gpus = None
+                    elif mask is None:
+                        gpus = self.placement.place(n, node_free, self.gpu_load, self.spec, j)
+                    else:
+                        gpus = self.placement.place(n, node_free, self.gpu_load, self.spec, j,
+                                                    allowed=mask)
                     if gpus is None:
                         raise SchedulerError(
                             f"job {j}: Start: {n} GPUs do not fit with placement "

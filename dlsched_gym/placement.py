@@ -2,11 +2,15 @@
 
 Every strategy answers ``place(n, node_free, gpu_load, spec, job) -> gpu ids | None`` on a given
 free-GPU state (the engine's or a :class:`~dlsched_gym.scheduler.Plan`'s) without changing it.
+When the job may use only some nodes (its GPU type, its region, a scheduler's choice), callers zero
+``node_free`` elsewhere and also pass that node mask as ``allowed=``, so that a strategy can tell a
+disallowed node from a full one.
 Registered by name in ``PLACEMENTS``; :func:`make_placement` builds one.
 
 - ``consolidated`` (default): best fit. A gang that fits in one node goes to the node with the
   fewest free GPUs that can hold it; a larger gang takes nodes with the most free GPUs first, so it
-  spans as few nodes as possible. A gang that fits in one node is never split across nodes.
+  spans as few nodes as possible. A gang that fits in one node the job may use is never split
+  across nodes (it waits for one to free up); a gang larger than every node it may use spans.
 - ``first-fit``: free GPUs in node order, spanning nodes freely.
 - ``spread``: one GPU per node round-robin, nodes with most free GPUs first.
 - ``random``: uniformly random free GPUs (seeded).
@@ -31,8 +35,10 @@ class Placement(Protocol):
     name: str
 
     def place(self, n: int, node_free: np.ndarray, gpu_load: np.ndarray, spec: ClusterSpec,
-              job: int) -> np.ndarray | None:
-        """GPU ids for a gang of ``n``, or None if it does not fit."""
+              job: int, allowed: np.ndarray | None = None) -> np.ndarray | None:
+        """GPU ids for a gang of ``n``, or None if it does not fit. ``allowed`` (bool per node,
+        None = every node) names the nodes the job may use; ``node_free`` is already zero on the
+        others."""
 
 
 def free_gpus_on(node: int, k: int, gpu_load: np.ndarray, spec: ClusterSpec) -> np.ndarray:
@@ -68,8 +74,9 @@ class Consolidated:
 
     name = "consolidated"
 
-    def place(self, n, node_free, gpu_load, spec, job):
-        if n <= spec.max_node_gpus:
+    def place(self, n, node_free, gpu_load, spec, job, allowed=None):
+        largest = spec.max_node_gpus if allowed is None else int(spec.node_gpus[allowed].max(initial=0))
+        if n <= largest:
             slack = node_free - n
             if slack.dtype == np.int64:
                 # Hot path (every start): read as unsigned, the negative slack of a node too small
@@ -90,7 +97,7 @@ class FirstFit:
 
     name = "first-fit"
 
-    def place(self, n, node_free, gpu_load, spec, job):
+    def place(self, n, node_free, gpu_load, spec, job, allowed=None):
         order = np.flatnonzero(node_free > 0)
         return take_from_nodes(order, n, node_free, gpu_load, spec)
 
@@ -100,7 +107,7 @@ class Spread:
 
     name = "spread"
 
-    def place(self, n, node_free, gpu_load, spec, job):
+    def place(self, n, node_free, gpu_load, spec, job, allowed=None):
         if int(node_free.sum()) < n:
             return None
         remaining = node_free.astype(np.int64).copy()
@@ -127,7 +134,7 @@ class RandomPlacement:
     def __init__(self, seed: int = 0) -> None:
         self.rng = np.random.default_rng(seed)
 
-    def place(self, n, node_free, gpu_load, spec, job):
+    def place(self, n, node_free, gpu_load, spec, job, allowed=None):
         free = np.flatnonzero((gpu_load == 0) & (node_free[spec.gpu_node] > 0))
         if len(free) < n:
             return None

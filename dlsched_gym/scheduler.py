@@ -219,8 +219,11 @@ class Plan:
         mask = eng.allowed_nodes(job)
         if nodes is not None:
             mask = nodes if mask is None else mask & nodes
-        node_free = self._node_free if mask is None else np.where(mask, self._node_free, 0)
-        gpus = strategy.place(n, node_free, self._load, self._view.spec, job)
+        if mask is None:
+            gpus = strategy.place(n, self._node_free, self._load, self._view.spec, job)
+        else:
+            gpus = strategy.place(n, np.where(mask, self._node_free, 0), self._load,
+                                  self._view.spec, job, allowed=mask)
         if gpus is not None:
             self.reserve(gpus)
         return gpus

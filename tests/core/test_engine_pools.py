@@ -177,3 +177,16 @@ def test_what_if_with_predicted_work_knows_only_the_predictor(make_workload):
     true = eng.clone(arrivals=False)
     true.continue_run(make("fifo"), result=False)
     assert predicted.end_time[0] == pytest.approx(guess) and true.end_time[0] == 100.0
+
+
+def test_gang_spans_the_small_nodes_it_is_restricted_to(make_workload):
+    # One 8-GPU A100 node and two 4-GPU V100 nodes. Job 0 asks for 6 V100 GPUs: it fits in the
+    # cluster's largest node but in no node it may use, so consolidated placement spans the two V100
+    # nodes (4 + 2) at t=0 and it ends at 10. Job 1 (4 A100 GPUs) takes the A100 node; job 2 (4 V100
+    # GPUs) fits in one V100 node, so it is not split over the 2 + 0 GPUs left and waits for job 0.
+    spec = ClusterSpec(nodes=(Node(gpus=8, gpu_type="A100"), Node(gpus=4, gpu_type="V100"),
+                              Node(gpus=4, gpu_type="V100")))
+    wl = make_workload([(0, 10, 6, {"gpu_type": "V100"}), (0, 10, 4, {"gpu_type": "A100"}),
+                        (0, 10, 4, {"gpu_type": "V100"})])
+    res = Engine(wl, spec).run(make("fifo-backfill"))
+    assert res.jobs_frame()["end_time"].tolist() == [10.0, 10.0, 20.0]
