@@ -30,10 +30,9 @@ from dlsched_gym.agents.policies import PolicyScheduler, load_model, sha256_of
 from dlsched_gym.agents.training import train
 from dlsched_gym.engine import Engine
 from dlsched_gym.env import DEFAULT_EPISODE_JOBS, DEFAULT_LOAD, DEFAULT_TRACE, TRAIN_FRACTION
-from dlsched_gym.metrics import summarize
+from dlsched_gym.metrics import reward_terms, summarize
 
 PRETRAINED_DIR = Path(__file__).resolve().parent / "pretrained"
-BASELINES = ("fifo", "tiresias", "qssf", "sjf")
 #: The env options of the bundled agent (everything else: DLCluster-v0 defaults).
 ENV_KWARGS = {"window_order": "duration"}
 
@@ -47,19 +46,44 @@ def held_out_windows(n_windows: int = 8) -> tuple[list, list[int]]:
     return [wl.window(s, DEFAULT_EPISODE_JOBS) for s in starts], starts
 
 
-def compare(model, n_windows: int = 8) -> dict[str, float]:
-    """Mean average JCT (s) on the held-out windows: the agent and the baselines."""
+#: Held-out rows: ``label -> (scheduler name, parameters, engine predictor)``. The agent sees the
+#: env's default oracle durations; SJF and SRTF are shown with the same oracle, QSSF and FIFO with
+#: their published information (QSSF: history estimates) and, for QSSF, also with the oracle.
+HELD_OUT_ROWS: dict[str, tuple[str, dict, str]] = {
+    "fifo": ("fifo", {}, "oracle"),
+    "sjf (oracle)": ("sjf", {}, "oracle"),
+    "qssf (history estimate)": ("qssf", {}, "history"),
+    "qssf (oracle)": ("qssf", {}, "oracle"),
+    "tiresias": ("tiresias", {}, "oracle"),
+    "las": ("las", {}, "oracle"),
+    "srtf (oracle)": ("srtf", {}, "oracle"),
+}
+
+
+def evaluate_held_out(model, n_windows: int = 8) -> dict[str, list[dict]]:
+    """Per-window summaries (``metrics.summarize`` plus ``return``, the env's episode return) of the
+    agent (label ``"agent"``) and every :data:`HELD_OUT_ROWS` scheduler on the held-out windows."""
     windows, _ = held_out_windows(n_windows)
-    cluster = DEFAULT_TRACE
-    out: dict[str, float] = {}
-    for name in ("agent", *BASELINES):
-        jcts = []
+    rows = {"agent": (None, {}, "oracle"), **HELD_OUT_ROWS}
+    out: dict[str, list[dict]] = {}
+    for label, (name, params, predictor) in rows.items():
+        out[label] = []
         for w in windows:
             sched = (PolicyScheduler(model, name="agent", window_order=ENV_KWARGS["window_order"])
-                     if name == "agent" else baselines.make(name))
-            jcts.append(summarize(Engine(w, cluster).run(sched))["avg_jct"])
-        out[name] = float(np.mean(jcts))
+                     if name is None else baselines.make(name, **params))
+            eng = Engine(w, DEFAULT_TRACE, predictor=predictor)
+            summary = summarize(eng.run(sched))
+            # the default env's reward (scale 3600 s, util_weight 0) summed over the episode
+            summary["return"] = reward_terms(eng.jobs_in_system_seconds, eng.busy_gpu_seconds,
+                                             eng.spec.num_gpus, 3600.0, 0.0)[0]
+            out[label].append(summary)
     return out
+
+
+def compare(model, n_windows: int = 8) -> dict[str, float]:
+    """Mean average JCT (s) over the held-out windows, per row of :func:`evaluate_held_out`."""
+    return {label: float(np.mean([s["avg_jct"] for s in runs]))
+            for label, runs in evaluate_held_out(model, n_windows).items()}
 
 
 def main(argv: list[str] | None = None) -> None:
