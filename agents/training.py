@@ -8,7 +8,10 @@ Output directory layout (``train(..., out_dir=D)``)::
     D/model.zip              the final model
     D/best_model.zip         the model with the best held-out average JCT so far
     D/checkpoints/*.zip      periodic checkpoints (``resume=True`` continues from the newest)
+    D/**/*_vecnormalize.pkl  the reward-normalization statistics saved with each model above
+                             (a resumed run continues with its checkpoint's)
     D/evaluations.csv        timesteps, agent and baseline average JCT on the held-out windows
+                             (a resumed run appends, and keeps the best score recorded in it)
     D/monitor.csv            per-episode return, length and average JCT (VecMonitor)
     D/tb/                    TensorBoard logs
 """
@@ -78,7 +81,8 @@ class HeldOutEvaluation(BaseCallback):
     TensorBoard, appended to ``evaluations.csv``; the best model is saved as ``best_model.zip``)."""
 
     def __init__(self, env_id: str, env_kwargs: Mapping[str, Any], eval_freq: int, out_dir: Path,
-                 n_windows: int = 4, baseline: str = "fifo", seed: int = 10_000) -> None:
+                 n_windows: int = 4, baseline: str = "fifo", seed: int = 10_000,
+                 resume: bool = False) -> None:
         super().__init__()
         self.env = gym.make(env_id, **env_kwargs)
         starts = self.env.unwrapped.starts
@@ -87,7 +91,11 @@ class HeldOutEvaluation(BaseCallback):
         self.out_dir = out_dir
         self.seed = seed
         self.baseline = baseline
-        self.best = float("inf")
+        # A resumed run keeps its evaluations.csv and the best score in it (best_model.zip is only
+        # replaced by a better model); a fresh run starts a new file.
+        self.best = _best_recorded(out_dir) if resume else float("inf")
+        if not resume:
+            (out_dir / "evaluations.csv").unlink(missing_ok=True)
         self._last = 0
         self.baseline_jct = float(np.mean([self._baseline_jct(s) for s in self.starts]))
 
@@ -132,6 +140,17 @@ class HeldOutEvaluation(BaseCallback):
             _atomic_save(self.model, self.out_dir / "best_model.zip")
 
 
+def _best_recorded(out_dir: Path) -> float:
+    """The lowest average JCT in ``out_dir/evaluations.csv`` whose model is in ``best_model.zip``
+    (inf when there is no such file)."""
+    path = out_dir / "evaluations.csv"
+    if not path.is_file() or not (out_dir / "best_model.zip").is_file():
+        return float("inf")
+    with open(path, newline="") as f:
+        jcts = [float(row["avg_jct"]) for row in csv.DictReader(f) if row.get("avg_jct")]
+    return min(jcts, default=float("inf"))
+
+
 class _ProgressBar(BaseCallback):
     """A tqdm bar over timesteps (SB3's own needs ``rich``)."""
 
@@ -153,14 +172,28 @@ class _ProgressBar(BaseCallback):
 
 
 def _atomic_save(model, path: Path) -> None:
+    """Save ``model`` to ``path`` (and, when its env is a VecNormalize, the normalization statistics
+    to :func:`_stats_path` of it, first), each through a temporary file renamed into place."""
+    norm = model.get_vec_normalize_env()
+    if norm is not None:
+        stats = _stats_path(path)
+        tmp = stats.with_name(stats.stem + ".tmp.pkl")
+        norm.save(str(tmp))
+        os.replace(tmp, stats)
     tmp = path.with_name(path.stem + ".tmp.zip")
     model.save(str(tmp))
     os.replace(tmp, path)
 
 
+def _stats_path(model_path: Path) -> Path:
+    """Where the VecNormalize statistics saved with ``model_path`` go: ``<stem>_vecnormalize.pkl``."""
+    return model_path.with_name(model_path.stem + "_vecnormalize.pkl")
+
+
 class _AtomicCheckpoint(CheckpointCallback):
-    """SB3's CheckpointCallback, but each checkpoint is written to a temporary file and renamed into
-    place, so a run killed while saving leaves no partial ``model_<N>_steps.zip``."""
+    """SB3's CheckpointCallback, but each checkpoint (and its VecNormalize statistics) is written to a
+    temporary file and renamed into place, so a run killed while saving leaves no partial
+    ``model_<N>_steps.zip``."""
 
     def _on_step(self) -> bool:
         if self.n_calls % self.save_freq == 0:
@@ -318,6 +351,10 @@ def train(algo: str = "maskable_ppo", env_id: str = "DLCluster-v0",
     cls = algos[algo]
     model, latest = (_load_checkpoint(cls, ckpt_dir, env=vec, tensorboard_log=str(out / "tb"), device="cpu")
                      if resume else (None, None))
+    if latest is not None and normalize_reward and _stats_path(latest).is_file():
+        # continue with the reward statistics the checkpoint was trained with, not fresh ones
+        vec = VecNormalize.load(str(_stats_path(latest)), vec.venv)
+        model.set_env(vec)
     if model is None:
         model = cls(policy, vec, seed=seed, verbose=0, tensorboard_log=str(out / "tb"), device="cpu",
                     policy_kwargs={**default_pk, **dict(policy_kwargs or {})}, **dict(algo_kwargs or {}))
@@ -330,7 +367,7 @@ def train(algo: str = "maskable_ppo", env_id: str = "DLCluster-v0",
                                         name_prefix="model"))
     if eval_freq:
         callbacks.append(HeldOutEvaluation(env_id, eval_kwargs, eval_freq, out, eval_windows,
-                                           eval_baseline, seed=seed + 10_000))
+                                           eval_baseline, seed=seed + 10_000, resume=latest is not None))
     if progress:
         callbacks.append(_ProgressBar(timesteps))
     remaining = timesteps - model.num_timesteps

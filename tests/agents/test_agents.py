@@ -23,6 +23,7 @@ from dlsched_gym.agents import (
     train,
 )
 from dlsched_gym.agents.policies import sha256_of
+from dlsched_gym.agents.training import _best_recorded
 from dlsched_gym.engine import Engine
 from dlsched_gym.errors import ConfigError
 from dlsched_gym.metrics import summarize
@@ -132,3 +133,22 @@ def test_pretrained_agent_loads_and_is_verified():
     assert sha256_of(str(path)) == digest
     sched = load_agent("pretrained:philly")
     assert sched.window == 32 and sched.window_order == "duration" and sched.window_order == "duration"
+
+
+def test_resumed_training_keeps_its_evaluations_and_best_score(env_kwargs, tmp_path):
+    kw = dict(env_kwargs=env_kwargs, n_envs=1, seed=0, out_dir=tmp_path, progress=False, eval_freq=64,
+              eval_windows=1, checkpoint_freq=64,
+              algo_kwargs={"n_steps": 64, "batch_size": 32, "n_epochs": 1})
+    out = train("maskable_ppo", timesteps=128, **kw)
+    first = (out / "evaluations.csv").read_text().splitlines()
+    assert [r.split(",")[0] for r in first[1:]] == ["0", "64", "128"]
+    best = min(float(r.split(",")[1]) for r in first[1:])
+    assert _best_recorded(out) == best
+    train("maskable_ppo", timesteps=192, resume=True, **kw)
+    resumed = (out / "evaluations.csv").read_text().splitlines()
+    assert resumed[:len(first)] == first  # appended to, not restarted
+    assert [r.split(",")[0] for r in resumed[len(first):]] == ["128", "192"]
+    assert _best_recorded(out) == min(float(r.split(",")[1]) for r in resumed[1:])
+    # a fresh run in the same folder starts a new file
+    train("maskable_ppo", timesteps=64, **kw)
+    assert [r.split(",")[0] for r in (out / "evaluations.csv").read_text().splitlines()[1:]] == ["0", "64"]

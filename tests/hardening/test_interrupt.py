@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import shutil
 import signal
 import subprocess
@@ -159,6 +160,16 @@ def test_training_resumes_from_the_last_checkpoint(trained, tmp_path):
     # Resumed at 128 (not from 0): 64 more steps, one more checkpoint, named by the total count.
     assert checkpoints(out) == ["model_64_steps.zip", "model_128_steps.zip", "model_192_steps.zip"]
     assert MaskablePPO.load(out / "model.zip", device="cpu").num_timesteps == 192
+
+
+def test_training_resume_continues_the_reward_statistics(trained, tmp_path):
+    out = killed_copy(trained, tmp_path / "run")
+    saved = pickle.loads((out / "checkpoints" / "model_128_steps_vecnormalize.pkl").read_bytes())
+    assert saved.ret_rms.count > 100  # 128 steps of returns seen (plus the initial epsilon)
+    train(timesteps=192, out_dir=out, resume=True, **TINY)
+    resumed = pickle.loads((out / "model_vecnormalize.pkl").read_bytes())
+    # 64 more steps on top of the checkpoint's statistics, not 64 on fresh ones
+    assert resumed.ret_rms.count == pytest.approx(saved.ret_rms.count + 64)
 
 
 def test_training_resume_skips_a_checkpoint_cut_short(trained, tmp_path):
