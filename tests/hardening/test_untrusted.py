@@ -235,3 +235,30 @@ def test_tampered_agent_through_the_cli(pretrained_copy, tmp_path, capsys):
     assert err.startswith("dlsched: error: pretrained agent 'philly': sha256 of")
     assert "refusing to unpickle it" in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "out").exists()
+
+
+def test_decompression_bomb_refused_before_it_is_inflated(tmp_path):
+    # 4 MiB of zeros compresses to a few KiB; with a 1 MiB limit neither archive is unpacked.
+    bomb = b"\0" * (4 * 2**20)
+    tar = make_tar(tmp_path / "bomb.tar.gz", ("zeros", bomb))
+    zipped = tmp_path / "bomb.zip"
+    with zipfile.ZipFile(zipped, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("zeros", bomb)
+    assert tar.stat().st_size < 2**20 and zipped.stat().st_size < 2**20
+    for archive in (tar, zipped):
+        dest = tmp_path / f"dest-{archive.name}"
+        with pytest.raises(DownloadError, match=r"unpacks to 4,194,304 bytes, more than the limit of "
+                                                r"1,048,576"):
+            fetch.extract(archive, dest, max_bytes=2**20)
+        assert not dest.exists()
+    fetch.extract(tar, tmp_path / "trusted", max_bytes=8 * 2**20)  # a larger limit lets it through
+    assert (tmp_path / "trusted" / "zeros").stat().st_size == 4 * 2**20
+
+
+def test_archive_larger_than_the_free_disk_space_is_refused(tmp_path, monkeypatch):
+    archive = make_tar(tmp_path / "x.tar.gz", ("data.csv", b"x" * 1000))
+    usage = shutil.disk_usage(tmp_path)._replace(free=999)
+    monkeypatch.setattr(fetch.shutil, "disk_usage", lambda where: usage)
+    with pytest.raises(DownloadError, match=r"unpacks to 1,000 bytes, but only 999 are free"):
+        fetch.extract(archive, tmp_path / "a" / "b")
+    assert not (tmp_path / "a").exists()
