@@ -42,9 +42,18 @@ without nodes; this engine has integer GPUs on nodes and rigid gang jobs):
   ``n`` GPUs, i.e. a consolidated allocation); the default ``duration`` model scales linearly, so
   efficiency caps only bind under a perf model with sub-linear scaling.
 - Placement: selected jobs are placed with the engine's placement strategy in class-then-FIFO
-  order; a job that cannot be placed (fragmentation over nodes) waits for the next decision, and
-  the GPUs it would have used go to the unselected queued jobs in submission order. A running
-  job outside the selection is preempted, unless no selected job could use its GPUs.
+  order. An elastic job whose target cannot be placed (fragmentation over nodes) starts on the
+  largest count down to its minimum that can; a rigid job that cannot be placed waits for the
+  next decision. The GPUs a selected job could not use (not placed, started below its target, or
+  not grown) go to the unselected queued jobs in submission order. A running job outside the
+  selection is preempted, unless no selected job could use its GPUs. Without the fallback to a
+  smaller count, the class's first job waits for a node with its whole target free while the jobs
+  behind it take the GPUs as they free up: on a mixed 8-/4-GPU cluster an elastic 4-GPU job whose
+  cap is 8 waited for one of the two 8-GPU nodes, and 4-GPU jobs starved.
+- The speed-up curve is that of a consolidated allocation, but a grow places the extra GPUs
+  wherever they are free; a job grows only if the grown allocation is faster
+  (``view.rate_with``) than the one it holds. (In the paper's fluid, homogeneous pool more GPUs
+  never slow a job; here a slower GPU type or a slow link in the gang can.)
 - The offline SPEA2 configuration search is not part of the scheduler: pass the thresholds,
   ``weight_decay``, ``zeta_min`` and ``delta`` (defaults: the artifact's PCS-pred configuration
   for Philly VC 0e4a51, thresholds 5,758 s and 4.6 M s, W = 3, zeta_min 0.32, delta 0.17).
@@ -349,12 +358,27 @@ class Pcs:
                 held = allocation(j)
                 extra = plan.place(j, want - len(held))
                 if extra is not None:
-                    later.append(Resize(j, np.concatenate([held, extra])))
+                    grown = np.concatenate([held, extra])
+                    if view.rate_with(j, grown) > view.rate_with(j, held) * (1 + _EPS):
+                        later.append(Resize(j, grown))
+                    else:  # slower (a slower GPU type or link joins the gang): keep the job as is
+                        plan.release(extra)
+                        unplaced = True
+                else:
+                    unplaced = True
             elif j not in running:
                 gpus = plan.place(j, want)
-                if gpus is None:
+                n = want
+                # An elastic job takes the largest count >= its minimum that can be placed, so
+                # that fragmentation does not let the jobs behind it take its GPUs.
+                while gpus is None and n > self._min[j]:
+                    n = min(n - 1, plan.free_gpus)
+                    if n < self._min[j]:
+                        break
+                    gpus = plan.place(j, n)
+                if gpus is None or n < want:
                     unplaced = True
-                else:
+                if gpus is not None:
                     later.append(Start(j, gpus))
         preempts = []
         for v in victims:

@@ -200,3 +200,44 @@ def test_random_workloads_finish_and_last_arrivals_are_predicted_exactly(seed):
     assert (jobs["state"] == "finished").all()
     last = jobs["submit_time"] == jobs["submit_time"].max()
     assert jobs.loc[last, "predicted_jct"].to_numpy() == pytest.approx(jobs.loc[last, "jct"].to_numpy())
+
+
+def test_elastic_class_head_starts_on_what_can_be_placed(simulate):
+    # Two 4-GPU nodes, one class (share 8), duration model. B1, B2: rigid 3 GPUs, 1000 s at 0;
+    # E: elastic 1..2 GPUs, 100 s on 2, at 10; S: rigid 1 GPU, 50 s at 20.
+    rigid = [{"min_gpus": g, "max_gpus": g} for g in (3, 1)]
+    jobs = [("B1", 0, 3, 1000, rigid[0]), ("B2", 0, 3, 1000, rigid[0]),
+            ("E", 10, 2, 100, {"min_gpus": 1, "max_gpus": 2}), ("S", 20, 1, 50, rigid[1])]
+    frame = simulate(jobs, make("pcs", thresholds=()), cluster="2x4")
+    # 0: B1 on node 0, B2 on node 1: one GPU free on each.
+    # 10: FIFO selects E with 2 GPUs; 2 GPUs in one node are not free, so E starts on 1
+    #     (rate 1/2) instead of waiting for a node (which let S, behind it, take the GPU).
+    # 20: S arrives; E is selected first and grows to 2 GPUs (rate 1, 5 s of work done, 95
+    #     left): ends 115. S gets the GPUs left: none; it runs 115-165.
+    assert frame["jct"].to_dict() == {"B1": 1000.0, "B2": 1000.0, "E": 105.0, "S": 145.0}
+    assert frame["start_time"].to_dict()["E"] == 10.0
+
+
+def test_no_grow_onto_a_slower_allocation():
+    from dlsched_gym.perf import make_perf
+
+    # Two 4-GPU nodes; rate = GPUs / request, / 1.7 when the gang spans nodes (PAL's penalty).
+    # At 0, in submission order: L rigid 1 GPU, 1000 s; K rigid 4 GPUs, 100 s; E elastic 1..4,
+    # 400 s on 4.
+    rows = [{"job_id": "L", "submit_time": 0, "num_gpus": 1, "duration": 1000, "min_gpus": 1,
+             "max_gpus": 1},
+            {"job_id": "K", "submit_time": 0, "num_gpus": 4, "duration": 100, "min_gpus": 4,
+             "max_gpus": 4},
+            {"job_id": "E", "submit_time": 0, "num_gpus": 4, "duration": 400, "min_gpus": 1,
+             "max_gpus": 4}]
+    perf = make_perf("throughput", gpu_type=False, scaling=False, locality="pal",
+                     variability=None, sharing=False)
+    res = Engine(from_records(rows), "2x4", perf=perf, timeline_interval=None).run(
+        make("pcs", thresholds=()))
+    jobs = res.jobs_frame().set_index("job_id")
+    # 0: one class, share 8: L 1, K 4, E the 3 left. L on node 0, K on node 1, E on node 0's
+    #    other 3 GPUs: rate 3/4.
+    # 100: K ends; E's target is 4, but its 4th GPU would be on node 1: rate 4/4 / 1.7 = 0.588
+    #      < 0.75, so E stays on 3 GPUs: 75 done, 325 left at 3/4 -> ends at 100 + 433.33.
+    #      (Growing anyway would end at 100 + 325 x 1.7 = 652.5.)
+    assert jobs["jct"].to_dict() == pytest.approx({"L": 1000.0, "K": 100.0, "E": 100 + 325 / 0.75})
