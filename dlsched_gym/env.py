@@ -149,10 +149,15 @@ class ObservationBuilder:
         self.cluster = np.zeros(CLUSTER_FEATURES, dtype=np.float32)
         self.running = np.zeros(RUNNING_FEATURES, dtype=np.float32)
         self.overflow = np.zeros(OVERFLOW_FEATURES, dtype=np.float32)
+        self._queue_flat = self.queue.reshape(-1)  # a view: rows are written through it
         self.mask = np.zeros(K + 1, dtype=bool)
+        self.mask[K] = True  # WAIT
         self.slots = np.zeros(0, dtype=np.int64)
-        self._rank = np.arange(K, dtype=np.float32) / K
+        self._rank = (np.arange(K, dtype=np.float32) / K).tolist()
         self._bucket_of = np.ceil(np.arange(self.max_node + 1) * 8 / self.max_node).astype(np.int64)
+        self._bucket_list = self._bucket_of.tolist()
+        # the free-GPU histogram of a few dozen nodes is cheaper in Python than in numpy
+        self._small_cluster = self.num_nodes <= 64
 
     def bind(self, num_gpus_req: np.ndarray, submit_time: np.ndarray) -> None:
         """Attach an episode's static job arrays (GPUs requested, submit times)."""
@@ -161,32 +166,41 @@ class ObservationBuilder:
         n = len(self.req)
         self.num_jobs = max(n, 1)
         self.pred = np.zeros(n, dtype=np.float64)
-        self.pred_end = np.zeros(n, dtype=np.float64)
-        self.pred_end_gpus = np.zeros(n, dtype=np.float64)
-        # Per-job rows of the features that do not depend on the clock or the cluster.
-        self.rows = np.zeros((n, JOB_FEATURES), dtype=np.float32)
-        self.rows[:, 0] = 1.0
+        # Per-job numbers as Python lists: the window holds a few dozen jobs, for which list
+        # indexing and float arithmetic beat numpy's per-call overhead several-fold.
+        self._req = self.req.tolist()
+        self._submit = self.submit.tolist()
         # (an elastic job may ask for more GPUs than the cluster has: clip into the space)
-        self.rows[:, 2] = np.minimum(np.log2(1.0 + self.req) / self._log_gpus, 1.0)
+        self._gpus_feat = np.minimum(np.log2(1.0 + self.req) / self._log_gpus, 1.0).tolist()
+        self._pred = [0.0] * n
+        self._pred_feat = [0.0] * n
+        self._work_feat = [0.0] * n
+        self._pred_end = [0.0] * n
         self.slots = np.zeros(0, dtype=np.int64)
+        self._slot_list: list[int] = []
+        self._fit: list[bool] = []
+        self._largest: int | None = None
+        self.queue[:] = 0.0
+        self._filled = 0
         self._all_small = n == 0 or int(self.req.max()) <= self.max_node
 
     def predict(self, jobs: Sequence[int], predict_duration) -> None:
         """Store ``predict_duration(j)`` for ``jobs`` (all jobs once for a fixed predictor, else the
         visible window before each :meth:`update`)."""
-        idx = np.asarray(jobs, dtype=np.int64)
-        if len(idx) == 0:
+        idx = list(jobs)
+        if not idx:
             return
-        p = np.fromiter((predict_duration(j) for j in idx.tolist()), dtype=np.float64, count=len(idx))
-        self.pred[idx] = p
-        self.rows[idx, 4] = squash_seconds(p)
-        self.rows[idx, 5] = squash_seconds(p * self.req[idx])
+        p = np.fromiter((predict_duration(j) for j in idx), dtype=np.float64, count=len(idx))
+        ids = np.asarray(idx, dtype=np.int64)
+        self.pred[ids] = p
+        pred, pred_feat, work_feat = self._pred, self._pred_feat, self._work_feat
+        for j, d, f, w in zip(idx, p.tolist(), squash_seconds(p).tolist(),
+                              squash_seconds(p * self.req[ids]).tolist()):
+            pred[j], pred_feat[j], work_feat[j] = d, f, w
 
     def started(self, job: int, now: float) -> None:
         """Record that ``job`` starts at ``now`` (for the running-jobs summary)."""
-        end = now + self.pred[job]
-        self.pred_end[job] = end
-        self.pred_end_gpus[job] = end * self.req[job]
+        self._pred_end[job] = now + self._pred[job]
 
     def fits(self, jobs: np.ndarray, node_free: np.ndarray, free_gpus: int,
              gpu_load: np.ndarray) -> np.ndarray:
@@ -203,6 +217,21 @@ class ObservationBuilder:
                                                                   self.spec, int(j)) is not None
                          for j, g_ in zip(jobs.tolist(), g.tolist())], dtype=bool)
 
+    def _fit_list(self, slots: list[int], node_free: np.ndarray, free_gpus: int,
+                  gpu_load: np.ndarray) -> list[bool]:
+        """:meth:`fits` for a short list of jobs, in Python (same rules)."""
+        req = self._req
+        rule = self._fit_rule
+        if rule == "total":
+            return [req[j] <= free_gpus for j in slots]
+        if rule == "node":
+            largest = self._largest = int(node_free.max())
+            if self._all_small:
+                return [req[j] <= largest for j in slots]
+            big = self.max_node
+            return [req[j] <= (largest if req[j] <= big else free_gpus) for j in slots]
+        return self.fits(np.asarray(slots, dtype=np.int64), node_free, free_gpus, gpu_load).tolist()
+
     def update_mask(self, queue: Iterable[int], node_free: np.ndarray, free_gpus: int,
                     gpu_load: np.ndarray, queue_len: int) -> bool:
         """Choose the visible window from ``queue`` (queue order, ``queue_len`` jobs) and compute
@@ -212,19 +241,24 @@ class ObservationBuilder:
             order = np.argsort(self.pred[ids], kind="stable")
             slots = ids[order[:self.K]]
             self.rest = ids[order[self.K:]]
+            slot_list = slots.tolist()
         else:
-            slots = np.fromiter(islice(queue, self.K), dtype=np.int64)
+            slot_list = list(islice(queue, self.K))
+            slots = np.array(slot_list, dtype=np.int64)
             self.rest = None
         self.slots = slots
-        mask = self.mask
-        mask[:] = False
-        mask[self.K] = True
-        n = len(slots)
+        self._slot_list = slot_list
+        self._largest = None
+        n = len(slot_list)
+        mask = self.mask  # mask[K] (WAIT) is always True
         if n == 0 or free_gpus == 0:
+            mask[:self.K] = False
+            self._fit = [False] * n
             return False
-        fit = self.fits(slots, node_free, free_gpus, gpu_load)
+        fit = self._fit = self._fit_list(slot_list, node_free, free_gpus, gpu_load)
         mask[:n] = fit
-        return bool(fit.any())
+        mask[n:self.K] = False
+        return any(fit)
 
     def update_features(self, now: float, queue: Iterable[int], queue_len: int, node_free: np.ndarray,
                         free_gpus: int, running: Iterable[int], num_running: int,
@@ -239,50 +273,65 @@ class ObservationBuilder:
             running: running job ids; num_running their count.
             arrivals_left: jobs of the episode not yet submitted.
         """
-        slots = self.slots
-        n = len(slots)
-        q = self.queue
+        slot_list = self._slot_list
+        n = len(slot_list)
+        req = self._req
         if n:
-            qn = q[:n]
-            np.take(self.rows, slots, axis=0, out=qn)
-            qn[:, 1] = self.mask[:n]
-            wait = self.submit[slots]
-            np.subtract(now, wait, out=wait)
-            np.log1p(wait * (1 / 60.0), out=wait)
-            wait *= 1.0 / _LOG_TIME_CAP
-            qn[:, 3] = wait
-            qn[:, 6] = self._rank[:n]
-            qn[:, 7] = self.req[slots] * (1.0 / free_gpus) if free_gpus > 0 else 1.0
-            np.minimum(qn[:, 3::4], 1.0, out=qn[:, 3::4])
-        if n < self.K:
-            q[n:] = 0.0
-        largest = int(node_free.max())
+            submit, gpus_feat, pred_feat, work_feat = (self._submit, self._gpus_feat, self._pred_feat,
+                                                       self._work_feat)
+            log1p = math.log1p
+            inv_free = 1.0 / free_gpus if free_gpus > 0 else math.inf
+            row: list[float] = []
+            for i, (j, fit) in enumerate(zip(slot_list, self._fit)):
+                wait = log1p((now - submit[j]) * (1 / 60.0)) * (1.0 / _LOG_TIME_CAP)
+                share = req[j] * inv_free
+                row += (1.0, fit, gpus_feat[j], wait if wait < 1.0 else 1.0, pred_feat[j],
+                        work_feat[j], self._rank[i], share if share < 1.0 else 1.0)
+            self._queue_flat[:n * JOB_FEATURES] = row
+        if n < self._filled:
+            self._queue_flat[n * JOB_FEATURES:self._filled * JOB_FEATURES] = 0.0
+        self._filled = n
+        largest = self._largest if self._largest is not None else int(node_free.max())
         c = self.cluster
-        c[:FREE_BUCKETS] = np.bincount(self._bucket_of[node_free], minlength=FREE_BUCKETS)
-        c[:FREE_BUCKETS] *= 1.0 / self.num_nodes
-        c[FREE_BUCKETS] = 1.0 - free_gpus / self.num_gpus
-        c[FREE_BUCKETS + 1] = largest / self.max_node
+        if self._small_cluster:
+            counts = [0] * FREE_BUCKETS
+            bucket_of = self._bucket_list
+            for f in node_free.tolist():
+                counts[bucket_of[f]] += 1
+            inv_nodes = 1.0 / self.num_nodes
+            c[:] = (*[k * inv_nodes for k in counts], 1.0 - free_gpus / self.num_gpus,
+                    largest / self.max_node)
+        else:
+            c[:FREE_BUCKETS] = np.bincount(self._bucket_of[node_free], minlength=FREE_BUCKETS)
+            c[:FREE_BUCKETS] *= 1.0 / self.num_nodes
+            c[FREE_BUCKETS] = 1.0 - free_gpus / self.num_gpus
+            c[FREE_BUCKETS + 1] = largest / self.max_node
         r = self.running
         if num_running:
-            ids = np.fromiter(running, dtype=np.int64, count=num_running)
-            ends = self.pred_end[ids]
-            busy = self.num_gpus - free_gpus
-            work = float(self.pred_end_gpus[ids].sum()) - now * busy
-            r[:] = (num_running / self.num_gpus, _squash(float(ends.min()) - now),
-                    _squash(float(ends.sum()) / num_running - now),
+            pred_end = self._pred_end
+            first = math.inf
+            total = 0.0
+            work = 0.0
+            for j in running:
+                e = pred_end[j]
+                total += e
+                work += e * req[j]
+                if e < first:
+                    first = e
+            work -= now * (self.num_gpus - free_gpus)
+            r[:] = (num_running / self.num_gpus, _squash(first - now), _squash(total / num_running - now),
                     min(max(work, 0.0) / (self.num_gpus * TIME_CAP), 1.0))
         else:
             r[:] = 0.0
-        o = self.overflow
         extra = queue_len - n
         if extra > 0:
-            rest = self.rest if self.rest is not None else \
-                np.fromiter(islice(queue, self.K, None), dtype=np.int64, count=extra)
+            rest = self.rest.tolist() if self.rest is not None else islice(queue, self.K, None)
             beyond = (min(math.log1p(extra) / _LOG_COUNT_CAP, 1.0),
-                      min(float(self.req[rest].sum()) / self.num_gpus, 1.0))
+                      min(sum(req[j] for j in rest) / self.num_gpus, 1.0))
         else:
             beyond = (0.0, 0.0)
-        o[:] = (*beyond, arrivals_left / self.num_jobs, min(math.log1p(queue_len) / _LOG_COUNT_CAP, 1.0))
+        self.overflow[:] = (*beyond, arrivals_left / self.num_jobs,
+                            min(math.log1p(queue_len) / _LOG_COUNT_CAP, 1.0))
 
     def observe(self) -> dict[str, np.ndarray]:
         """The current observation (copies of the buffers)."""
