@@ -152,7 +152,8 @@ class ObservationBuilder:
         self._queue_flat = self.queue.reshape(-1)  # a view: rows are written through it
         self.mask = np.zeros(K + 1, dtype=bool)
         self.mask[K] = True  # WAIT
-        self.slots = np.zeros(0, dtype=np.int64)
+        #: job ids in the visible slots, slot order (a list; :attr:`slots` is the same as an array)
+        self.slot_list: list[int] = []
         self._rank = (np.arange(K, dtype=np.float32) / K).tolist()
         self._bucket_of = np.ceil(np.arange(self.max_node + 1) * 8 / self.max_node).astype(np.int64)
         self._bucket_list = self._bucket_of.tolist()
@@ -176,8 +177,7 @@ class ObservationBuilder:
         self._pred_feat = [0.0] * n
         self._work_feat = [0.0] * n
         self._pred_end = [0.0] * n
-        self.slots = np.zeros(0, dtype=np.int64)
-        self._slot_list: list[int] = []
+        self.slot_list = []
         self._fit: list[bool] = []
         self._largest: int | None = None
         self.queue[:] = 0.0
@@ -239,15 +239,12 @@ class ObservationBuilder:
         if self.by_duration and queue_len > 1:
             ids = np.fromiter(queue, dtype=np.int64, count=queue_len)
             order = np.argsort(self.pred[ids], kind="stable")
-            slots = ids[order[:self.K]]
+            slot_list = ids[order[:self.K]].tolist()
             self.rest = ids[order[self.K:]]
-            slot_list = slots.tolist()
         else:
             slot_list = list(islice(queue, self.K))
-            slots = np.array(slot_list, dtype=np.int64)
             self.rest = None
-        self.slots = slots
-        self._slot_list = slot_list
+        self.slot_list = slot_list
         self._largest = None
         n = len(slot_list)
         mask = self.mask  # mask[K] (WAIT) is always True
@@ -273,7 +270,7 @@ class ObservationBuilder:
             running: running job ids; num_running their count.
             arrivals_left: jobs of the episode not yet submitted.
         """
-        slot_list = self._slot_list
+        slot_list = self.slot_list
         n = len(slot_list)
         req = self._req
         if n:
@@ -345,9 +342,14 @@ class ObservationBuilder:
         return spaces.Dict({"queue": box(self.K, JOB_FEATURES), "cluster": box(CLUSTER_FEATURES),
                             "running": box(RUNNING_FEATURES), "overflow": box(OVERFLOW_FEATURES)})
 
+    @property
+    def slots(self) -> np.ndarray:
+        """Job ids in the visible slots, slot order (int64 array)."""
+        return np.array(self.slot_list, dtype=np.int64)
+
     def priority_order(self, scores: np.ndarray) -> list[int]:
         """Visible slots in descending score order (stable: ties keep queue order)."""
-        n = len(self.slots)
+        n = len(self.slot_list)
         return np.argsort(-np.asarray(scores, dtype=np.float64)[:n], kind="stable").tolist()
 
 
@@ -632,10 +634,13 @@ class DLClusterEnv(gym.Env):
         b = self.builder
         eng = self.engine
         if self.action_mode == "discrete":
-            arr = np.asarray(action)
-            if arr.size != 1 or arr.dtype.kind not in "iu":
-                raise InvalidActionError(f"action {action!r}: expected one integer in 0..{self.K}")
-            a = int(arr.reshape(()))
+            if type(action) is int or isinstance(action, np.integer):
+                a = int(action)  # fast path: a plain or numpy integer scalar
+            else:
+                arr = np.asarray(action)
+                if arr.size != 1 or arr.dtype.kind not in "iu":
+                    raise InvalidActionError(f"action {action!r}: expected one integer in 0..{self.K}")
+                a = int(arr.reshape(()))
             K = self.K
             if not 0 <= a <= K:
                 raise InvalidActionError(f"action {action!r} is outside 0..{K}")
@@ -649,7 +654,7 @@ class DLClusterEnv(gym.Env):
                 self.invalid_actions += 1
                 a = K
             if a < K:
-                self._start(int(b.slots[a]))
+                self._start(b.slot_list[a])
                 ended = False
             elif not eng.alloc and eng.arrivals_left == 0:
                 # WAIT would stall forever: start the first visible job that fits instead.
