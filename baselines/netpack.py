@@ -35,137 +35,51 @@ What is reconstructed ([I]/[M]):
   (``Node.bandwidth_gbps``), so a homogeneous cluster has the prototype's capacity 1 per link;
   the INA capacity is in the same unit; one non-blocking switch (racks are ignored, as in the
   single-rack prototype);
-- [M] job speed: a job's estimated share ``b`` (reference-link units) becomes an iteration-time
-  term ``grad_bits / (b x median Gbit/s)`` (each worker sends and receives its local-aggregated
-  gradient once per iteration through the switch or PS) on top of the throughput model's
-  iteration time (``ThroughputModel.rate_with_bandwidth``, whose ring term is converted to this one);
-- [M] TEMPORARY APPROXIMATION of network contention (see :class:`ContentionPerf`): the engine
-  recomputes a job's rate only when its own allocation changes, so the scheduler keeps every
-  running distributed job's share in a perf-model wrapper and, when a share changes (a job starts
-  or ends elsewhere), re-issues ``Resize(job, same GPUs)`` to make the engine ask for the new rate.
-  Pass ``Engine(..., perf=scheduler.perf)`` and keep ``resize_overhead`` at 0. To be replaced by an
-  engine hook that recomputes the rates of jobs whose links' load changed.
+- [M] job speed comes from the engine's ``network`` perf model
+  (:class:`dlsched_gym.network.NetworkModel`), built on the same :func:`steady_state` and
+  :class:`NetworkState` this scheduler estimates with: a job's share ``b`` (reference-link units)
+  becomes an iteration-time term ``grad_bits / (b x median Gbit/s)`` (each worker sends and
+  receives its local-aggregated gradient once per iteration through the switch or PS) on top of
+  the throughput model's iteration time. The engine re-rates every job whose share changes when
+  another job starts or ends. The scheduler tells the model where it put each PS
+  (``bind_perf`` hook); by default the scheduler assumes the model's INA capacity.
 
 Usage::
 
     sched = make("netpack", placement="netpack")       # or "tetris", "least-fragment", ...
-    Engine(workload, cluster, perf=sched.perf).run(sched)
+    Engine(workload, cluster, perf="network").run(sched)
+    # INA capacity: Engine(..., perf=make_perf("network", ina_capacity=0.0)) (pure PS)
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 
 import numpy as np
 
 from dlsched_gym.baselines._common import check_choice, check_positive
 from dlsched_gym.baselines.registry import register
 from dlsched_gym.errors import ConfigError
-from dlsched_gym.perf import ThroughputModel
+from dlsched_gym.network import (
+    DEFAULT_INA_CAPACITY,
+    NetworkState,
+    default_ps,
+    link_capacity,
+    steady_state,
+)
 from dlsched_gym.placement import free_gpus_on
-from dlsched_gym.scheduler import Resize, Start, Wake
+from dlsched_gym.scheduler import Start, Wake
 
-#: Switch INA capacity of the prototype, in server links (``PTA = 10``) [C].
-DEFAULT_INA_CAPACITY = 10.0
 #: Batch period in seconds [I] (the spec's suggestion; the paper's value is unknown).
 DEFAULT_BATCH_SECONDS = 60.0
 _EPS = 1e-9
 
-
-def steady_state(capacity: np.ndarray, workers: Sequence[Sequence[int]], ps: Sequence[int],
-                 ina_capacity: float) -> tuple[np.ndarray, np.ndarray]:
-    """Max-min fair bandwidth of distributed jobs by progressive filling (water-filling).
-
-    Args:
-        capacity: link capacity per server (reference-link units).
-        workers: per job, the servers holding its workers (each link is crossed once per job).
-        ps: per job, the server of its parameter server, or -1 for none (a candidate job).
-        ina_capacity: the switch's aggregation capacity in the same units, shared by all jobs.
-
-    All unfrozen jobs grow at the same pace. While INA capacity is left a PS link carries one
-    flow per job; the INA capacity is a shared bottleneck that, once used up, turns every later
-    increment into PS traffic whose PS link carries one flow per worker server. Jobs crossing a
-    saturated link freeze.
-
-    Returns:
-        (rate per job, residual capacity per server).
-    """
-    m, n = len(workers), len(capacity)
-    rates = np.zeros(m)
-    residual = np.asarray(capacity, dtype=float).copy()
-    if m == 0:
-        return rates, residual
-    w = np.zeros((m, n))
-    p = np.zeros((m, n))
-    for j, servers in enumerate(workers):
-        w[j, list(servers)] = 1.0
-        if ps[j] >= 0:
-            p[j, ps[j]] += 1.0
-    per_worker_ps = p * w.sum(axis=1)[:, None]
-    pta = float(ina_capacity)
-    active = np.ones(m, dtype=bool)
-    while active.any():
-        ina = pta > _EPS
-        weight = w + (p if ina else per_worker_ps)
-        load = active.astype(float) @ weight
-        crossed = load > 0
-        share = np.full(n, math.inf)
-        share[crossed] = np.maximum(residual[crossed], 0.0) / load[crossed]
-        inc = float(share.min())
-        k = int(active.sum())
-        ina_bound = ina and pta / k < inc
-        if ina_bound:
-            inc = pta / k
-        rates[active] += inc
-        residual -= inc * load
-        if ina:
-            pta = 0.0 if ina_bound else pta - inc * k
-        if not ina_bound:
-            bottleneck = crossed & (share <= inc + _EPS)
-            active &= ~(weight[:, bottleneck] > 0).any(axis=1)
-    return rates, np.maximum(residual, 0.0)
-
-
-class NetworkState:
-    """Running distributed jobs (worker servers, PS server) and the link count per server."""
-
-    def __init__(self, num_nodes: int) -> None:
-        self.links = np.zeros(num_nodes, dtype=np.int64)
-        #: job -> (worker servers, PS server)
-        self.jobs: dict[int, tuple[tuple[int, ...], int]] = {}
-
-    def add(self, job: int, workers: tuple[int, ...], ps: int) -> None:
-        """Record a distributed job."""
-        self.jobs[job] = (workers, ps)
-        self.links[list(workers)] += 1
-        self.links[ps] += 1
-
-    def remove(self, job: int) -> None:
-        """Forget a job that ended."""
-        workers, ps = self.jobs.pop(job)
-        self.links[list(workers)] -= 1
-        self.links[ps] -= 1
-
-    def estimate(self, capacity: np.ndarray, ina: float, candidate: tuple[int, ...] = ()
-                 ) -> tuple[list[int], np.ndarray, np.ndarray]:
-        """:func:`steady_state` of the running jobs plus an optional PS-less ``candidate``;
-        returns (job ids, rates, residual per server); the candidate, if any, is last."""
-        ids = list(self.jobs)
-        workers = [self.jobs[j][0] for j in ids]
-        ps = [self.jobs[j][1] for j in ids]
-        if candidate:
-            workers.append(candidate)
-            ps.append(-1)
-        rates, residual = steady_state(capacity, workers, ps, ina)
-        return ids, rates, residual
+__all__ = ["DEFAULT_BATCH_SECONDS", "DEFAULT_INA_CAPACITY", "PLACEMENT_NAMES", "NetPack",
+           "NetPackPlacement", "NetworkState", "OrderedPlacement", "make_network_placement",
+           "steady_state"]
 
 
 # ----------------------------------------------------------------------------- placements
-def _least_linked(links: np.ndarray) -> int:
-    return int(np.argmin(links))  # ties: lowest index
-
-
 class OrderedPlacement:
     """A placement baseline of the NetPack prototype [C]: visit servers in the order of a key
     (stable, ties by server index), take ``min(needed, free)`` GPUs from each; a job spanning
@@ -225,9 +139,7 @@ class OrderedPlacement:
                     break
         if len(parts) == 1:
             return parts, -1
-        links_after = links.copy()
-        links_after[list(parts)] += 1
-        return parts, _least_linked(links_after)
+        return parts, default_ps(links, parts)
 
 
 class NetPackPlacement:
@@ -334,42 +246,6 @@ def make_network_placement(name: str) -> NetPackPlacement | OrderedPlacement:
     return NetPackPlacement() if name == "netpack" else OrderedPlacement(name)
 
 
-# ----------------------------------------------------------------------------- perf wrapper
-class ContentionPerf:
-    """TEMPORARY APPROXIMATION [M]: a perf model that gives each distributed job the bandwidth
-    share its scheduler estimated (``shares[job] = {node: Gbit/s}``), through the base model's
-    ``rate_with_bandwidth``; other jobs get the base model's rate. The scheduler updates the
-    shares and re-issues same-GPU ``Resize`` ops so the engine asks again (see module docstring).
-    """
-
-    name = "netpack-contention"
-
-    def __init__(self, base: ThroughputModel) -> None:
-        self.base = base
-        self.shares: dict[int, dict[int, float]] = {}
-        self.bound_jobs = None
-
-    def reset(self, spec, jobs, rng) -> None:
-        """Bind the base model; forget the shares."""
-        self.base.reset(spec, jobs, rng)
-        self.shares = {}
-        self.bound_jobs = jobs
-
-    def rate(self, job: int, gpus: np.ndarray, sharers: int) -> float:
-        """The base rate, with the estimated bandwidth share for a distributed job."""
-        share = self.shares.get(job)
-        if share is None:
-            return self.base.rate(job, gpus, sharers)
-        return self.base.rate_with_bandwidth(job, gpus, share, sharers)
-
-
-def default_base_perf() -> ThroughputModel:
-    """The throughput model with bandwidth locality only (no GPU-type, variability or sharing
-    factors): trace run time plus the communication term."""
-    return ThroughputModel(gpu_type=False, scaling=False, locality="bandwidth", variability=None,
-                           sharing=False)
-
-
 # ----------------------------------------------------------------------------- scheduler
 @register("netpack")
 class NetPack:
@@ -378,22 +254,26 @@ class NetPack:
     Args:
         placement: ``"netpack"`` or a prototype baseline (``"spread"``, ``"tetris"``,
             ``"gpu-balance"``, ``"link-balance"``, ``"least-fragment"``).
-        ina_capacity: switch aggregation capacity in reference links (0 = no INA: pure PS).
+        ina_capacity: the switch aggregation capacity (reference links; 0 = no INA: pure PS) the
+            scheduler assumes. None (default): the engine's ``network`` perf model's
+            ``ina_capacity`` when it runs one, else :data:`DEFAULT_INA_CAPACITY` (PTA = 10).
         batch_seconds: placement happens at multiples of this period (0 = at every decision).
         waiting: NetPack's deferral: keep the head job queued when its placement raises the total
             estimated bandwidth by less than this (prototype ``WAITING`` = 0).
-        base_perf: the rate model the contention wrapper builds on; needs
-            ``rate_with_bandwidth`` (default :func:`default_base_perf`).
+
+    Run it with the engine's ``network`` perf model (``Engine(..., perf="network")``) for job
+    speeds that depend on the contention it plans for; with any other model it places the same
+    way but the engine ignores link sharing.
     """
 
     round_seconds = None
 
-    def __init__(self, placement: str = "netpack", ina_capacity: float = DEFAULT_INA_CAPACITY,
-                 batch_seconds: float = DEFAULT_BATCH_SECONDS, waiting: float = 0.0,
-                 base_perf: ThroughputModel | None = None) -> None:
+    def __init__(self, placement: str = "netpack", ina_capacity: float | None = None,
+                 batch_seconds: float = DEFAULT_BATCH_SECONDS, waiting: float = 0.0) -> None:
         self.strategy = make_network_placement(placement)
         self.name = "netpack" if placement == "netpack" else f"netpack-{placement}"
-        self.ina_capacity = check_positive("netpack", "ina_capacity", ina_capacity, allow_zero=True)
+        self.ina_capacity = (None if ina_capacity is None else
+                             check_positive("netpack", "ina_capacity", ina_capacity, allow_zero=True))
         self.batch_seconds = check_positive("netpack", "batch_seconds", batch_seconds, allow_zero=True)
         try:
             self.waiting = float(waiting)
@@ -402,30 +282,34 @@ class NetPack:
         if not math.isfinite(self.waiting):
             raise ConfigError(f"scheduler 'netpack': parameter 'waiting' must be a finite number, "
                               f"got {waiting!r}")
-        base = default_base_perf() if base_perf is None else base_perf
-        if not callable(getattr(base, "rate_with_bandwidth", None)):
-            raise ConfigError("scheduler 'netpack': base_perf must provide rate_with_bandwidth "
-                              "(e.g. dlsched_gym.perf.ThroughputModel)")
-        #: the perf model to pass to the engine (``Engine(..., perf=sched.perf)``)
-        self.perf = ContentionPerf(base)
+        self._perf = None
+        self._announce_ps = None
+
+    def bind_perf(self, perf) -> None:
+        """Engine hook (called before :meth:`reset`): the engine's perf model. A network model
+        (:class:`~dlsched_gym.network.NetworkModel`) is told each PS server chosen here, so that
+        its rates and this scheduler's estimates describe the same placement."""
+        self._perf = perf
+        self._announce_ps = getattr(perf, "set_parameter_server", None)
 
     def reset(self, spec, jobs, rng) -> None:
         """Bind to the cluster; clear the network state."""
         self._spec = spec
         self._jobs = jobs
         self._size = spec.node_gpus.astype(np.int64)
-        bw = np.array([n.bandwidth_gbps for n in spec.nodes], dtype=float)
-        self._ref_gbps = float(np.median(bw))
-        self._capacity = bw / self._ref_gbps
+        self._capacity, _ = link_capacity(spec)
+        if self.ina_capacity is not None:
+            self._ina = self.ina_capacity
+        else:
+            self._ina = float(getattr(self._perf, "ina_capacity", DEFAULT_INA_CAPACITY))
         self._net = NetworkState(spec.num_nodes)
-        self._rates: dict[int, float] = {}
         self._wake: float | None = None
         self._changed = False
-        self._contention = self.perf.bound_jobs is jobs
 
     def network_rates(self) -> dict[int, float]:
         """Estimated bandwidth (reference-link units) of every running distributed job."""
-        return dict(self._rates)
+        ids, rates, _ = self._net.estimate(self._capacity, self._ina)
+        return dict(zip(ids, rates.tolist()))
 
     def link_counts(self) -> np.ndarray:
         """Distributed jobs (workers or PS) using each server's link: the per-server link sharing
@@ -453,7 +337,6 @@ class NetPack:
             self._wake = (math.floor(now / self.batch_seconds + _EPS) + 1) * self.batch_seconds
             self._changed = False
             ops.append(Wake(self._wake))
-        ops.extend(self._refresh(view))
         return ops
 
     def _place(self, view) -> list:
@@ -469,7 +352,7 @@ class NetPack:
             if mask is not None:
                 free = np.where(mask, free, 0)
             choice = self.strategy.choose(g, free.astype(np.int64), self._size, net,
-                                          self._capacity, self.ina_capacity)
+                                          self._capacity, self._ina)
             if choice is None:
                 break
             parts, ps = choice
@@ -479,6 +362,8 @@ class NetPack:
                 if self.name == "netpack" and self._total_rate() - before < self.waiting - _EPS:
                     net.remove(j)
                     break
+                if self._announce_ps is not None:
+                    self._announce_ps(j, ps)
             gpus = np.concatenate([free_gpus_on(v, k, plan.gpu_load, view.spec)
                                    for v, k in sorted(parts.items())])
             plan.reserve(gpus)
@@ -486,27 +371,5 @@ class NetPack:
         return ops
 
     def _total_rate(self) -> float:
-        _, rates, _ = self._net.estimate(self._capacity, self.ina_capacity)
+        _, rates, _ = self._net.estimate(self._capacity, self._ina)
         return float(rates.sum())
-
-    def _refresh(self, view) -> list:
-        """Re-estimate every running distributed job's share; tell the perf wrapper; re-issue
-        same-GPU ``Resize`` for running jobs whose share changed (TEMPORARY APPROXIMATION)."""
-        ids, rates, _ = self._net.estimate(self._capacity, self.ina_capacity)
-        new = dict(zip(ids, rates.tolist()))
-        shares = self.perf.shares
-        ops = []
-        for j in [j for j in shares if j not in new]:
-            del shares[j]
-        for j, b in new.items():
-            old = self._rates.get(j)
-            if old is not None and abs(old - b) <= _EPS:
-                continue
-            n = int(self._jobs.num_gpus[j])
-            # ring all-reduce time over bw_eq equals grad_bits / (b x ref): bw_eq = b ref 2(n-1)/n
-            gbps = b * self._ref_gbps * 2.0 * (n - 1) / n
-            shares[j] = dict.fromkeys(self._net.jobs[j][0], max(gbps, _EPS))
-            if old is not None and self._contention and j in view.running:
-                ops.append(Resize(j, view.allocation(j)))
-        self._rates = new
-        return ops

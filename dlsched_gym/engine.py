@@ -116,7 +116,8 @@ class Engine:
         workload: the jobs (a :class:`~dlsched_gym.workload.Workload`).
         cluster: a :class:`~dlsched_gym.cluster.ClusterSpec` or a spec string.
         placement: strategy for ``Start(job)`` ops without GPUs (name or object).
-        perf: the rate model (name or object); ``"duration"`` reproduces trace durations.
+        perf: the rate model (name or object); ``"duration"`` reproduces trace durations;
+            ``"network"`` adds link contention between jobs that span servers (coupled rates).
         predictor: what ``view.predict_duration`` answers (name or object).
         restart_overhead: seconds without progress after a preempted job restarts; a number or a
             function of the job's GPU count (e.g. :func:`lucid_overhead`). Default 0.
@@ -352,6 +353,7 @@ class Engine:
         self.view.new_jobs = []
         self.view.finished = []
         self.perf.reset(self.spec, self.jobs, perf_rng)
+        self._bind_perf_hooks()
         self.predictor.reset(self.jobs, np.asarray(self.work), pred_rng)
         self._type_masks = self._gpu_type_masks()
         self._job_gpu_type = self.jobs.gpu_type.tolist()  # scalar lookups per start: list is faster
@@ -368,10 +370,20 @@ class Engine:
         if scheduler is not None:
             scheduler.reset(self.spec, self.jobs, sched_rng)
 
+    def _bind_perf_hooks(self) -> None:
+        # coupled-rate hooks of the perf model (see PerfModel): looked up once, None if absent
+        self._perf_placed = getattr(self.perf, "placed", None)
+        self._perf_removed = getattr(self.perf, "removed", None)
+
     def _bind(self, scheduler: Scheduler | None) -> None:
+        """Bind ``scheduler``: arm its rounds; call its optional ``bind_perf(perf)`` hook with
+        the engine's perf model (a channel for what ops cannot say, e.g. NetPack's PS server)."""
         self.scheduler = scheduler
         self.round_seconds = None
         self._round_armed = False
+        bind_perf = getattr(scheduler, "bind_perf", None)
+        if bind_perf is not None:
+            bind_perf(self.perf)
         if scheduler is not None:
             rs = getattr(scheduler, "round_seconds", None)
             if rs is not None and not (rs > 0 and math.isfinite(rs)):
@@ -634,14 +646,16 @@ class Engine:
             for g in gpus.tolist():
                 self.gpu_jobs[g].add(j)
 
-    def _release(self, j: int) -> None:
+    def _release(self, j: int, recouple: bool = True) -> Iterable[int] | None:
+        """Free the job's GPUs; with ``recouple=False`` return the jobs a coupled perf model
+        reports as changed (re-rated by the caller) instead of re-rating them."""
         ran = self.now - self.run_since[j]
         self.exec_acc[j] += ran
         self.attained_acc[j] += ran * self.run_gpus[j]
         if j in self.cloud:
             del self.cloud[j]
             self.cloud_gpu_seconds += ran * self.run_gpus[j]
-            return
+            return None
         gpus = self.alloc.pop(j)
         load = self.gpu_load
         node_free = self.node_free
@@ -659,6 +673,20 @@ class Engine:
                 self.gpu_jobs[g].discard(j)
                 affected |= self.gpu_jobs[g]
             for k in sorted(affected):
+                self._reschedule(k)
+        if self._perf_removed is None:
+            return None
+        changed = self._perf_removed(j)
+        if not recouple:
+            return changed
+        self._recouple(j, changed)
+        return None
+
+    def _recouple(self, j: int, changed: Iterable[int]) -> None:
+        """Re-rate the running jobs (other than ``j``) a coupled perf model reported, in order."""
+        alloc = self.alloc
+        for k in sorted(set(changed)):
+            if k != j and k in alloc:
                 self._reschedule(k)
 
     def _neighbours_changed(self, j: int, gpus: np.ndarray) -> None:
@@ -751,8 +779,8 @@ class Engine:
         ``work="predicted"`` every unfinished job's total work is the predictor's duration instead
         of the truth (at least what it has already done), so a forecast knows no more than the
         experiment's predictor. Drive the copy with :meth:`continue_run`. The workload, cluster
-        and perf model are shared (they are read-only during a run); the predictor and placement
-        are copied.
+        and perf model are shared (they are read-only during a run), except a perf model with
+        coupled rates, which is copied (``copy.copy``); the predictor and placement are copied.
         """
         if work not in ("true", "predicted"):
             raise ValueError(f"clone: work must be 'true' or 'predicted', got {work!r}")
@@ -775,6 +803,9 @@ class Engine:
         new.replicas = [dict(x) for x in self.replicas]
         new.storage_used = list(self.storage_used)
         new.replication_log = list(self.replication_log)
+        if self._perf_placed is not None or self._perf_removed is not None:
+            new.perf = copy.copy(self.perf)  # a coupled model holds per-run state
+            new._bind_perf_hooks()
         new.view = ClusterView(new)
         new.scheduler = None
         if not arrivals:
@@ -863,8 +894,11 @@ class Engine:
             self.restart_pending[j] = False
         self.progress_from[j] = pf if pf > ready else ready
         self._occupy(j, gpus)
+        changed = self._perf_placed(j, gpus) if self._perf_placed is not None else None
         self._reschedule(j)
         self._neighbours_changed(j, gpus)
+        if changed is not None:
+            self._recouple(j, changed)
         if self._multi_region and self.demand_region[j] < 0:
             self._count_demand(j, int(self.spec.node_region_index[self.spec.gpu_node_list[int(gpus[0])]]))
 
@@ -962,12 +996,15 @@ class Engine:
                 self._check_nodes(j, gpus, "Resize")
                 ready = self._data_ready(j, gpus, "Resize") if self.data_enabled else 0.0
                 self._settle(j)
-                self._release(j)
+                gone = self._release(j, recouple=False)
                 self.run_since[j] = self.now
                 self.progress_from[j] = max(self.now + self.resize_overhead(len(gpus)), ready)
                 self._occupy(j, gpus)
+                changed = self._perf_placed(j, gpus) if self._perf_placed is not None else None
                 self._reschedule(j)
                 self._neighbours_changed(j, gpus)
+                if gone is not None or changed is not None:
+                    self._recouple(j, [*(gone or ()), *(changed or ())])
             elif cls is Reject:
                 j = op.job
                 self._require(j, QUEUED, "Reject")

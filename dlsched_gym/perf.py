@@ -3,7 +3,8 @@
 Progress is measured in the job's work units: seconds of run time at its requested allocation of
 the reference GPU type (the trace duration). A model answers
 ``rate(job, gpus, sharers) -> work units per second``; the engine asks again whenever a job's
-allocation or its GPUs' sharing changes.
+allocation or its GPUs' sharing changes, and, for models with coupled rates (see
+:class:`PerfModel`), whenever the model reports that another job's start or end changed it.
 
 Models (``PERF_MODELS``, built with :func:`make_perf`):
 
@@ -30,6 +31,11 @@ Models (``PERF_MODELS``, built with :func:`make_perf`):
   - ``sharing``: co-located jobs slow down by Gavel's measured pair throughputs.
 
   With every factor off, ``throughput`` is the ``duration`` model.
+- ``network``: network contention (:class:`dlsched_gym.network.NetworkModel`): a base
+  throughput model (every factor off by default) in which a job spanning servers adds its
+  gradient exchange at its steady-state bandwidth share (NetPack's progressive filling over the
+  server links and the switch's in-network-aggregation capacity) to every iteration. Its rates
+  are coupled: when a job starts or ends, the engine re-rates the jobs whose links it shares.
 - ``goodput``: Pollux's goodput (throughput x statistical efficiency at the best batch size for
   the allocation, or the trace batch with ``adaptive=False``), relative to the job's requested
   configuration; see :mod:`dlsched_gym.goodput`.
@@ -65,6 +71,7 @@ import numpy as np
 
 from dlsched_gym.errors import ConfigError
 from dlsched_gym.goodput import GoodputModel
+from dlsched_gym.network import NetworkModel
 
 if TYPE_CHECKING:
     from dlsched_gym.cluster import ClusterSpec
@@ -72,7 +79,27 @@ if TYPE_CHECKING:
 
 
 class PerfModel(Protocol):
-    """A rate model."""
+    """A rate model.
+
+    Optional methods the engine looks up once at ``Engine.reset`` (a model without them costs
+    nothing extra):
+
+    - ``rate_shared(job, gpus, partners) -> float``: the rate when the job shares GPUs with the
+      jobs ``partners`` (asked instead of ``rate`` whenever a GPU is shared).
+    - Coupled rates, for models in which one job's rate depends on where *other* jobs run (network
+      contention, :class:`dlsched_gym.network.NetworkModel`):
+
+      - ``placed(job, gpus) -> Iterable[int]``: ``job`` now holds ``gpus`` (a start, a share or
+        a resize), called before the engine asks the job's own rate;
+      - ``removed(job) -> Iterable[int]``: ``job`` released its GPUs (finish, preemption,
+        forced reclaim, and the first half of a resize; jobs in the cloud pool hold no GPUs and
+        are never reported).
+
+      Both return the OTHER running jobs whose rate changed; the engine asks their rate again
+      (in sorted order, so runs are deterministic) at the current time. Such a model keeps state
+      about the running jobs: ``Engine.clone`` copies it with :func:`copy.copy`, so define
+      ``__copy__`` to copy that state.
+    """
 
     name: str
 
@@ -874,6 +901,7 @@ PERF_MODELS: dict[str, Callable[..., PerfModel]] = {
     "duration": DurationModel,
     "throughput": ThroughputModel,
     "goodput": GoodputModel,
+    "network": NetworkModel,
 }
 
 

@@ -1,57 +1,28 @@
-"""NetPack-inspired placement: progressive filling, server choice and contention, by hand.
+"""NetPack-inspired placement: server choice and contention, by hand.
 
-Bandwidths are in link units (capacity 1 per server). The simulations use a stub perf model in
-which a distributed job's speed equals its bandwidth share ``b`` (a purely communication-bound
-job: rate = b), so JCTs follow from the shares by hand.
+Bandwidths are in link units (capacity 1 per server). The simulations run the engine's
+``network`` perf model on a stub base model in which a distributed job's speed equals its
+bandwidth share ``b`` (a purely communication-bound job: rate = b), so JCTs follow from the
+shares by hand. (Progressive filling itself is tested in ``tests/perf/test_network.py``.)
 """
 
 import numpy as np
 import pytest
 
 from dlsched_gym.baselines import make
-from dlsched_gym.baselines.netpack import NetPack, OrderedPlacement, steady_state
+from dlsched_gym.baselines.netpack import NetPack, OrderedPlacement
 from dlsched_gym.engine import Engine
 from dlsched_gym.errors import ConfigError
+from dlsched_gym.evaluate import expand_grid, simulate_cell
+from dlsched_gym.network import NetworkModel
+from dlsched_gym.perf import make_perf
 from dlsched_gym.workload import from_records
-
-# Four jobs on four unit links: A on servers {0,1} with its PS on 3; B {0,2}; C {1,2}; D {2,3}
-# (B, C, D without PS, as a candidate job is estimated).
-WORKERS = [(0, 1), (0, 2), (1, 2), (2, 3)]
-PS = [3, -1, -1, -1]
-
-
-def test_progressive_filling_with_ample_ina_capacity():
-    rates, residual = steady_state(np.ones(4), WORKERS, PS, ina_capacity=10.0)
-    # INA on: every link carries one flow per job. Loads: s0 {A,B}=2, s1 {A,C}=2, s2 {B,C,D}=3,
-    # s3 {D, A's PS}=2. Step 1: inc = min(1/2, 1/2, 1/3, 1/2) = 1/3 (INA: 10/4 > 1/3); s2 is the
-    # bottleneck: B, C, D freeze at 1/3. Residuals: s0 1-2/3 = 1/3, s1 1/3, s2 0, s3 1/3.
-    # Step 2: only A, load 1 on s0, s1, s3: inc = 1/3, A = 2/3; every residual 0.
-    assert rates == pytest.approx([2 / 3, 1 / 3, 1 / 3, 1 / 3])
-    assert residual == pytest.approx([0, 0, 0, 0])
-
-
-def test_progressive_filling_falls_back_to_the_parameter_server():
-    rates, residual = steady_state(np.ones(4), WORKERS, PS, ina_capacity=0.8)
-    # Step 1: INA share 0.8/4 = 0.2 < 1/3: every job +0.2, INA used up, nobody freezes.
-    #   Residuals: s0 1-0.4 = 0.6, s1 0.6, s2 1-0.6 = 0.4, s3 1-0.4 = 0.6.
-    # Step 2 (no INA: A's PS link carries one flow per worker server = 2): loads s0 2, s1 2,
-    #   s2 3, s3 1+2 = 3; shares .3, .3, .4/3 = 2/15, .2 -> inc 2/15 at s2: B, C, D freeze at
-    #   0.2 + 2/15 = 1/3. Residuals: s0 .6-4/15 = 1/3, s1 1/3, s2 0, s3 .6-6/15 = .2.
-    # Step 3: A alone: loads s0 1, s1 1, s3 2: shares 1/3, 1/3, .1 -> inc .1: A = 0.2+2/15+.1
-    #   = 13/30 (2/3 with INA). Residuals: s0 = s1 = 1/3-.1 = 7/30, s3 0.
-    assert rates == pytest.approx([13 / 30, 1 / 3, 1 / 3, 1 / 3])
-    assert residual == pytest.approx([7 / 30, 7 / 30, 0, 0])
-
-
-def test_no_ina_counts_one_ps_flow_per_worker_server():
-    rates, _ = steady_state(np.ones(4), WORKERS, PS, ina_capacity=0.0)
-    # Loads: s0 2, s1 2, s2 3, s3 1 + 2 = 3 -> inc 1/3; s2 and s3 saturate, all jobs freeze.
-    assert rates == pytest.approx([1 / 3] * 4)
 
 
 class BandwidthBound:
     """Stub base model: rate 1 on one node; a distributed job runs at its share b (link units).
-    NetPack passes ring-equivalent Gbit/s ``b x 100 x 2(n-1)/n`` (median link 100 Gbit/s)."""
+    The network model passes ring-equivalent Gbit/s ``b x 100 x 2(n-1)/n`` (median link
+    100 Gbit/s)."""
 
     def reset(self, spec, jobs, rng):
         self._n = jobs.num_gpus
@@ -70,14 +41,18 @@ JOBS = [("X", 0, 3, 100), ("Y", 1, 4, 100)]
 
 def run(placement):
     rows = [{"job_id": j, "submit_time": t, "num_gpus": g, "duration": d} for j, t, g, d in JOBS]
-    sched = make("netpack", placement=placement, batch_seconds=0, base_perf=BandwidthBound())
-    engine = Engine(from_records(rows), "6x2-V100", perf=sched.perf, timeline_interval=None)
+    sched = make("netpack", placement=placement, batch_seconds=0)
+    engine = Engine(from_records(rows), "6x2-V100", perf=NetworkModel(base=BandwidthBound()),
+                    timeline_interval=None)
     engine.reset(sched)
     seen = {}
     while engine.next_decision():
         engine.apply(sched.schedule(engine.view))
         if engine.now == 1:
             seen = {"placements": sched.placements(), "rates": sched.network_rates()}
+            # the engine's model holds the same placements and shares
+            assert engine.perf.placements() == seen["placements"]
+            assert engine.perf.shares() == pytest.approx(seen["rates"])
     frame = engine.result(sched.name).jobs_frame().set_index("job_id")
     return seen, frame["jct"].to_dict()
 
@@ -129,7 +104,7 @@ def test_default_perf_slows_a_spanning_job_by_its_share():
     rate = {}
     for placement in ("netpack", "least-fragment"):
         sched = make("netpack", placement=placement, batch_seconds=0)
-        engine = Engine(from_records(rows), "6x2-V100", perf=sched.perf, timeline_interval=None)
+        engine = Engine(from_records(rows), "6x2-V100", perf="network", timeline_interval=None)
         engine.reset(sched)
         while engine.next_decision() and engine.now < 1:
             engine.apply(sched.schedule(engine.view))
@@ -141,7 +116,7 @@ def test_default_perf_slows_a_spanning_job_by_its_share():
 def test_batches_wait_for_the_period():
     rows = [{"job_id": "A", "submit_time": 10, "num_gpus": 1, "duration": 50}]
     sched = make("netpack", batch_seconds=60)
-    frame = Engine(from_records(rows), "2x2-V100", perf=sched.perf,
+    frame = Engine(from_records(rows), "2x2-V100", perf="network",
                    timeline_interval=None).run(sched).jobs_frame().set_index("job_id")
     # Arrives at 10, placed at the batch boundary 60, runs 50 s on one node (no network): 110.
     assert frame.loc["A", "start_time"] == 60.0
@@ -157,8 +132,8 @@ def test_bad_parameters():
         NetPack(batch_seconds=float("nan"))
     with pytest.raises(ConfigError):
         NetPack(waiting="x")
-    with pytest.raises(ConfigError):
-        NetPack(base_perf=object())
+    with pytest.raises(TypeError):
+        NetPack(base_perf=object())  # the rate model is the engine's (perf="network")
     with pytest.raises(ConfigError):
         OrderedPlacement("netpack")
 
@@ -172,11 +147,17 @@ def test_random_workload_runs_to_completion(placement):
         rows.append({"job_id": f"j{i}", "submit_time": round(t), "duration": int(rng.integers(20, 600)),
                      "num_gpus": int(rng.choice([1, 2, 3, 4, 6])), "model": "resnet50",
                      "batch_size": 64})
-    sched = make("netpack", placement=placement, batch_seconds=30, ina_capacity=2.0)
-    engine = Engine(from_records(rows), "6x2-V100", perf=sched.perf, timeline_interval=None)
+    sched = make("netpack", placement=placement, batch_seconds=30)
+    engine = Engine(from_records(rows), "6x2-V100", perf=make_perf("network", ina_capacity=2.0),
+                    timeline_interval=None)
     engine.reset(sched)
+    assert sched._ina == 2.0  # the scheduler assumes the engine model's INA capacity
     while engine.next_decision():
         engine.apply(sched.schedule(engine.view))
+        # the scheduler's estimate and the engine's rates describe the same placements (the PS
+        # servers NetPack chose included) and the same shares
+        assert sched.placements() == engine.perf.placements()
+        assert sched.network_rates() == pytest.approx(engine.perf.shares())
         # the link counts always match the running distributed jobs
         links = np.zeros(6, dtype=int)
         for workers, ps in sched.placements().values():
@@ -185,3 +166,30 @@ def test_random_workload_runs_to_completion(placement):
         assert (links == sched.link_counts()).all()
     res = engine.result(sched.name)
     assert (res.state == 3).all() and res.preemptions.sum() == 0
+
+
+def test_ina_capacity_given_to_the_scheduler_is_its_own_assumption():
+    sched = make("netpack", ina_capacity=0.0)
+    Engine(from_records([{"job_id": "A", "submit_time": 0, "num_gpus": 1, "duration": 5}]),
+           "2x2-V100", perf="network", timeline_interval=None).reset(sched)
+    assert sched._ina == 0.0
+    sched = make("netpack")
+    Engine(from_records([{"job_id": "A", "submit_time": 0, "num_gpus": 1, "duration": 5}]),
+           "2x2-V100", timeline_interval=None).reset(sched)  # no network model: PTA = 10
+    assert sched._ina == 10.0
+
+
+def test_grid_cells_select_network_contention_by_name(tmp_path):
+    # Two 3-GPU VGG-16 jobs on 3 x 2 GPUs: NetPack puts X on servers {0, 1} (2 + 1 GPUs) and Y
+    # on {1, 2}, so they share server 1's link: under perf "network" they slow each other down,
+    # under "duration" every job runs its trace duration.
+    path = tmp_path / "trace.csv"
+    path.write_text("job_id,submit_time,duration,num_gpus,model,batch_size\n"
+                    "X,0,100,3,vgg16,32\nY,0,100,3,vgg16,32\n")
+    jct = {}
+    for name in ("duration", "network"):
+        cells = expand_grid([{"name": "netpack", "params": {"batch_seconds": 0}}], [str(path)],
+                            ["3x2-V100"], perf=name)
+        jct[name] = simulate_cell(cells[0]).record["metrics"]["avg_jct"]
+    assert jct["duration"] == 100.0
+    assert jct["network"] > 100.0
