@@ -28,10 +28,10 @@ import gymnasium as gym
 import numpy as np
 
 from dlsched_gym.engine import FINISHED
-from dlsched_gym.env import ObservationBuilder
+from dlsched_gym.env import DEFAULT_ROUND_SECONDS, ObservationBuilder
 from dlsched_gym.errors import ConfigError
 from dlsched_gym.placement import make_placement
-from dlsched_gym.scheduler import Start
+from dlsched_gym.scheduler import Preempt, Start
 
 #: Bundled agents: name -> (file in agents/pretrained/, sha256, algorithm).
 PRETRAINED: dict[str, tuple[str, str, str]] = {
@@ -73,12 +73,16 @@ class PolicyScheduler:
         window_order: the env's ``window_order`` the model was trained with.
         name: the name in results.
         deterministic: act greedily.
+        round_seconds: for a model trained with ``preemption=True`` (its observations have
+            ``running_jobs``), the env's ``round_seconds`` (default the env's default); the engine
+            then stops at the same rounds and the model's ``Preempt`` choices become ops.
     """
 
     round_seconds = None
 
     def __init__(self, model, *, placement: str = "consolidated", window_order: str = "arrival",
-                 name: str = "rl-policy", deterministic: bool = True) -> None:
+                 name: str = "rl-policy", deterministic: bool = True,
+                 round_seconds: float | None = None) -> None:
         space = model.observation_space
         if not isinstance(space, gym.spaces.Dict) or "queue" not in space.spaces:
             raise ConfigError("PolicyScheduler needs a model trained on DLCluster's Dict observations "
@@ -86,6 +90,12 @@ class PolicyScheduler:
         self.model = model
         self.name = name
         self.window = int(space["queue"].shape[0])
+        #: R, running-job slots (0: the model cannot preempt)
+        self.R = int(space["running_jobs"].shape[0]) if "running_jobs" in space.spaces else 0
+        if self.R:
+            self.round_seconds = DEFAULT_ROUND_SECONDS if round_seconds is None else float(round_seconds)
+        elif round_seconds is not None:
+            raise ConfigError("round_seconds applies only to a model trained with preemption=True")
         self.mode = "discrete" if isinstance(model.action_space, gym.spaces.Discrete) else "priority"
         self.deterministic = deterministic
         self._placement = make_placement(placement)
@@ -95,15 +105,26 @@ class PolicyScheduler:
 
     def reset(self, spec, jobs, rng) -> None:
         """Bind to a simulation."""
-        self.builder = ObservationBuilder(spec, self._placement, self.window, self.window_order)
+        self.builder = ObservationBuilder(spec, self._placement, self.window, self.window_order,
+                                          preempt_window=self.R)
+        self.builder.service = self._service
         self.builder.bind(jobs.num_gpus, jobs.submit_time)
         self._num_jobs = jobs.n
         self._arrived = 0
         self.invalid_actions = 0
         self.forced_starts = 0
 
+    def _service(self, job: int) -> tuple[float, float, float]:
+        """The builder's ``service`` on the plan: what the env's engine would report after the ops
+        chosen so far at this instant (started and preempted jobs have just changed state)."""
+        view = self._view
+        since = 0.0
+        if job in self._running_set and job not in self._started and job not in self._preempted:
+            since = view.now - view.running_since(job)
+        return view.attained_service(job), view.executed_time(job), since
+
     def schedule(self, view):
-        """Ask the model, start by start, exactly as the env would."""
+        """Ask the model, action by action, exactly as the env would."""
         self._arrived += len(view.new_jobs)
         arrivals_left = self._num_jobs - self._arrived
         b = self.builder
@@ -112,19 +133,33 @@ class PolicyScheduler:
         plan = view.plan()
         pending = list(view.queue)
         running = list(view.running)
-        ops: list[Start] = []
+        ops: list = []
+        self._view = view
+        self._running_set = set(running)
+        started = self._started = set()
+        preempted = self._preempted = set()
 
         def start(slot: int) -> None:
-            j = int(b.slots[slot])
+            j = b.slot_list[slot]
             gpus = plan.place(j)
             ops.append(Start(j, gpus))
             b.started(j, now)
             running.append(j)
             pending.remove(j)
+            started.add(j)
+
+        def preempt(slot: int) -> None:
+            j = b.run_slot_list[slot]
+            plan.release(view.allocation(j))
+            ops.append(Preempt(j))
+            running.remove(j)
+            pending.append(j)
+            preempted.add(j)
 
         while True:
             b.predict(pending if b.by_duration else pending[:K], view.predict_duration)
-            if not b.update_mask(pending, plan.node_free, plan.free_gpus, plan.gpu_load, len(pending)):
+            if not b.update_mask(pending, plan.node_free, plan.free_gpus, plan.gpu_load, len(pending),
+                                 running, preempted, started):
                 return ops
             b.update_features(now, pending, len(pending), plan.node_free, plan.free_gpus, running,
                               len(running), arrivals_left)
@@ -137,14 +172,17 @@ class PolicyScheduler:
                         start(slot)
                 return ops
             a = int(np.asarray(action).reshape(-1)[0])
-            if a < K and not b.mask[a]:
+            if not (0 <= a <= K + self.R) or (a != K and not b.mask[a]):
                 self.invalid_actions += 1
                 a = K
+            if a > K:
+                preempt(a - K - 1)
+                continue
             if a == K:
-                if running or arrivals_left:
+                if running or arrivals_left or not b.mask[:K].any():
                     return ops
                 self.forced_starts += 1
-                a = int(np.flatnonzero(b.mask[:-1])[0])
+                a = int(np.flatnonzero(b.mask[:K])[0])
             start(a)
 
 
@@ -154,11 +192,15 @@ class SchedulerPolicy:
     The scheduler is asked once per engine decision point, on the env's live engine view, with
     ``view.new_jobs`` / ``view.finished`` covering everything since its previous call (the env
     skips decision points where no visible job fits, so the scheduler sees them in one batch). Its
-    ``Start`` ops are then played one step at a time, in order, skipping jobs that are not in the
-    visible window or do not fit; when none is left the policy plays WAIT. Other ops (preemption,
-    resizing) cannot be expressed in the env's action space and are dropped, so only
-    non-preemptive schedulers are reproduced exactly. Discrete action mode only; the scheduler is
-    reset at each new episode.
+    ``Start`` ops (and, in an env with ``preemption=True``, its ``Preempt`` ops) are then played one
+    step at a time, in order, skipping jobs that are not in the visible or running window or that
+    the mask forbids; when none is left the policy plays WAIT. Other ops (resizing, sharing) cannot
+    be expressed in the env's action space and are dropped, so only schedulers whose decisions fit
+    it are reproduced exactly (a preemptive one only at the env's decision points: match its
+    ``round_seconds`` to the env's). A scheduler with a ``sync(view)`` method (the preemptive
+    priority schedulers: LAS, SRTF) is re-synchronized with the env's state before each decision,
+    so a dropped op (a job outside the window, a start the env placed elsewhere) cannot leave it
+    believing a job runs. Discrete action mode only; the scheduler is reset at each new episode.
 
     Args:
         scheduler: a Scheduler instance or a registered baseline name.
@@ -183,15 +225,21 @@ class SchedulerPolicy:
         view = eng.view
         arrived = eng.jobs.n - eng.arrivals_left
         saved = view.new_jobs, view.finished
-        view.new_jobs = list(range(self._arrived, arrived))
-        view.finished = [j for j in self._watch if eng.state[j] == FINISHED]
+        sync = getattr(self.scheduler, "sync", None)
+        if sync is not None:  # rebuilt from the env's state: dropped ops leave no false belief
+            sync(view)
+            view.new_jobs, view.finished = [], []
+        else:
+            view.new_jobs = list(range(self._arrived, arrived))
+            view.finished = [j for j in self._watch if eng.state[j] == FINISHED]
+            self._watch.difference_update(view.finished)
         self._arrived = arrived
-        self._watch.difference_update(view.finished)
         try:
-            self._pending = [int(op.job) for op in self.scheduler.schedule(view) if type(op) is Start]
+            self._pending = [(type(op) is Preempt, int(op.job)) for op in self.scheduler.schedule(view)
+                             if type(op) is Start or type(op) is Preempt]
         finally:
             view.new_jobs, view.finished = saved
-        self._watch.update(self._pending)
+        self._watch.update(j for preempt, j in self._pending if not preempt)
 
     def predict(self, observation, state=None, episode_start=None, deterministic: bool = True):
         """The action the scheduler takes now (``observation`` is not read: the engine is)."""
@@ -207,12 +255,16 @@ class SchedulerPolicy:
             self._decision = eng.decisions
             self._ask(eng)
         b = base.builder
-        slot_of = {j: i for i, j in enumerate(b.slots.tolist())}
+        K = base.K
         while self._pending:
-            slot = slot_of.get(self._pending.pop(0))
-            if slot is not None and b.mask[slot]:
-                return np.int64(slot), state
-        return np.int64(base.K), state
+            preempt, job = self._pending.pop(0)
+            if preempt:
+                slots, offset = b.run_slot_list, K + 1
+            else:
+                slots, offset = b.slot_list, 0
+            if job in slots and b.mask[offset + slots.index(job)]:
+                return np.int64(offset + slots.index(job)), state
+        return np.int64(K), state
 
 
 def rollout(policy, env: gym.Env, *, seed: int | None = None, start: int | None = None,
@@ -304,7 +356,8 @@ def _load(path: Path, algo: str):
 def load_agent(spec: str | Path, *, algo: str | None = None, placement: str = "consolidated",
                name: str | None = None) -> PolicyScheduler:
     """A :class:`PolicyScheduler` from a ``.zip`` path or ``pretrained:<name>``; the env's
-    ``window_order`` comes from the model's metadata JSON.
+    ``window_order`` (and, for a preemptive model, ``round_seconds``) come from the model's
+    metadata JSON.
 
     SB3 zips contain pickles: pass only trusted files (bundled agents are checksum-verified).
     """
@@ -312,4 +365,6 @@ def load_agent(spec: str | Path, *, algo: str | None = None, placement: str = "c
     model = _load(path, algo)
     label = name or (str(spec) if str(spec).startswith("pretrained:") else Path(spec).stem)
     return PolicyScheduler(model, placement=placement, name=f"rl:{label}",
-                           window_order=env_kwargs.get("window_order", "arrival"))
+                           window_order=env_kwargs.get("window_order", "arrival"),
+                           round_seconds=env_kwargs.get("round_seconds") if env_kwargs.get("preemption")
+                           else None)

@@ -246,6 +246,18 @@ class PreemptiveByKey:
     def started(self, view, job: int, key: float) -> None:
         """Bookkeeping hook: ``job`` starts now; ``key`` was its queued priority."""
 
+    def sync(self, view) -> None:
+        """Rebuild the bookkeeping from the view: the queued and running jobs as they are now
+        (for drivers that may not apply every op, e.g. the env's SchedulerPolicy); the next
+        :meth:`schedule` must then see no ``new_jobs`` or ``finished``."""
+        self._queue = SortedJobs()
+        for j in view.queue:
+            self._queue.add((self.priority(view, j), 1, j), self._gpus[j])
+        self._size = {j: len(view.allocation(j)) for j in view.running}
+        self._held = sum(self._size.values())
+        for j in self._size:
+            self.started(view, j, self.priority(view, j))
+
     def contested(self, view, best: tuple) -> list[tuple]:
         """Sorted ``(priority, 0, job)`` of the running jobs that rank after ``best``."""
         raise NotImplementedError

@@ -16,6 +16,15 @@ With ``action_mode="priority"`` the action is a ``Box(-1, 1, (K,))`` of scores; 
 point the env tries the visible jobs in descending score order (ties: queue order) and starts every
 one that fits, then advances to the next decision point.
 
+**Preemption** (``preemption=True``, discrete mode): ``Discrete(K + 1 + R)``. Actions ``0..K-1``
+and ``K`` (WAIT) are as above; action ``K + 1 + r`` preempts the job in running slot ``r`` (the
+``R = running_window`` running jobs with the most attained GPU-seconds, ties: lower job id), which
+rejoins the end of the queue (the engine's restart overhead applies when it restarts). The clock
+also stops at multiples of ``round_seconds`` while jobs run, and the agent is asked whenever a
+visible job fits or, while jobs wait, a running job may be preempted. A job preempted at an
+instant cannot start again, and one started cannot be preempted, until the clock moves (so every
+instant ends). The observation gains ``running_jobs`` and a ninth queue feature (below).
+
 **Observation** (``Dict``, float32, every entry in [0, 1]):
 
 - ``queue`` (K x 8), one row per visible slot: valid bit, fits-now bit, GPUs requested
@@ -28,6 +37,10 @@ one that fits, then advances to the next decision point.
   running jobs, and their predicted remaining GPU-seconds over ``total GPUs x 30 days``.
 - ``overflow`` (4): queued jobs beyond the window (``log1p(n) / log1p(1000)``), their GPUs / total
   GPUs, jobs not yet arrived / jobs in the episode, queue length (``log1p(n) / log1p(1000)``).
+- with ``preemption``: ``queue`` rows end with the job's attained GPU-seconds (squashed), and
+  ``running_jobs`` (R x 8) has one row per running slot: valid bit, preemptable-now bit, GPUs,
+  attained GPU-seconds, executed seconds, predicted remaining seconds (predicted duration minus
+  executed), seconds since it (re)started (all squashed), and the slot's rank ``r / R``.
 
 Durations come from the configured ``predictor`` (``oracle`` by default, like the engine's: say so
 when comparing with schedulers that do not know durations). :class:`FlattenObservation` gives a
@@ -56,7 +69,7 @@ from __future__ import annotations
 import math
 import re
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from itertools import islice
 from typing import Any
 
@@ -69,7 +82,7 @@ from dlsched_gym.engine import Engine
 from dlsched_gym.errors import ConfigError, DLSchedError
 from dlsched_gym.metrics import reward_terms, summarize
 from dlsched_gym.placement import Placement, make_placement
-from dlsched_gym.scheduler import Start
+from dlsched_gym.scheduler import Preempt, Start
 from dlsched_gym.workload import Workload
 
 #: Default trace and cluster: Philly VC 103959 (64 GPUs; the VC ElasticFlow's Philly trace uses).
@@ -87,6 +100,10 @@ FREE_BUCKETS = 9
 CLUSTER_FEATURES = FREE_BUCKETS + 2
 RUNNING_FEATURES = 4
 OVERFLOW_FEATURES = 4
+#: Per-slot features of the ``running_jobs`` observation (``preemption=True``).
+RUNNING_JOB_FEATURES = 8
+#: Default seconds between the extra decision points of ``preemption=True`` (Tiresias-scale rounds).
+DEFAULT_ROUND_SECONDS = 300.0
 #: Times are squashed with ``log1p(t / 60) / log1p(TIME_CAP / 60)``, clipped to 1.
 TIME_CAP = 30 * 86400.0
 _LOG_TIME_CAP = math.log1p(TIME_CAP / 60.0)
@@ -127,10 +144,12 @@ class ObservationBuilder:
         window: K, the number of visible queue slots.
         window_order: ``"arrival"``: the first K queued jobs in queue order; ``"duration"``: the K
             queued jobs with the shortest predicted duration (ties: queue order), shortest first.
+        preempt_window: R > 0 adds the running-job slots of ``preemption=True`` (the R running
+            jobs with the most attained service); the owner then sets :attr:`service`.
     """
 
     def __init__(self, spec: ClusterSpec, placement: Placement, window: int,
-                 window_order: str = "arrival") -> None:
+                 window_order: str = "arrival", preempt_window: int = 0) -> None:
         if window_order not in WINDOW_ORDERS:
             raise ConfigError(f"window_order must be one of {WINDOW_ORDERS}, got {window_order!r}")
         self.by_duration = window_order == "duration"
@@ -145,12 +164,24 @@ class ObservationBuilder:
         self._fit_rule = {"consolidated": "node", "first-fit": "total", "spread": "total",
                           "random": "total"}.get(getattr(placement, "name", ""), "ask")
         K = self.K
-        self.queue = np.zeros((K, JOB_FEATURES), dtype=np.float32)
+        R = self.R = int(preempt_window)
+        #: features per queue slot: JOB_FEATURES, plus attained service with preemption
+        self.F = JOB_FEATURES + (1 if R else 0)
+        #: ``service(job) -> (attained GPU-seconds, executed seconds, seconds since it (re)started,
+        #: 0 when queued)``, given by the owner when ``preempt_window > 0``
+        self.service: Callable[[int], tuple[float, float, float]] | None = None
+        self.queue = np.zeros((K, self.F), dtype=np.float32)
+        self.running_jobs = np.zeros((R, RUNNING_JOB_FEATURES), dtype=np.float32)
+        self._run_flat = self.running_jobs.reshape(-1)
+        #: job ids in the running slots, slot order (``preemption=True``)
+        self.run_slot_list: list[int] = []
+        self._run_rank = (np.arange(R, dtype=np.float32) / max(R, 1)).tolist()
+        self._run_filled = 0
         self.cluster = np.zeros(CLUSTER_FEATURES, dtype=np.float32)
         self.running = np.zeros(RUNNING_FEATURES, dtype=np.float32)
         self.overflow = np.zeros(OVERFLOW_FEATURES, dtype=np.float32)
         self._queue_flat = self.queue.reshape(-1)  # a view: rows are written through it
-        self.mask = np.zeros(K + 1, dtype=bool)
+        self.mask = np.zeros(K + 1 + R, dtype=bool)  # starts, WAIT, preemptions
         self.mask[K] = True  # WAIT
         #: job ids in the visible slots, slot order (a list; :attr:`slots` is the same as an array)
         self.slot_list: list[int] = []
@@ -182,6 +213,9 @@ class ObservationBuilder:
         self._largest: int | None = None
         self.queue[:] = 0.0
         self._filled = 0
+        self.running_jobs[:] = 0.0
+        self._run_filled = 0
+        self.run_slot_list = []
         self._all_small = n == 0 or int(self.req.max()) <= self.max_node
 
     def predict(self, jobs: Sequence[int], predict_duration) -> None:
@@ -233,9 +267,15 @@ class ObservationBuilder:
         return self.fits(np.asarray(slots, dtype=np.int64), node_free, free_gpus, gpu_load).tolist()
 
     def update_mask(self, queue: Iterable[int], node_free: np.ndarray, free_gpus: int,
-                    gpu_load: np.ndarray, queue_len: int) -> bool:
+                    gpu_load: np.ndarray, queue_len: int, running: Iterable[int] = (),
+                    no_start: Collection[int] = (), no_preempt: Collection[int] = ()) -> bool:
         """Choose the visible window from ``queue`` (queue order, ``queue_len`` jobs) and compute
-        the action mask on the given free-GPU state. Returns whether any slot is valid."""
+        the action mask on the given free-GPU state. Returns whether the agent has a choice: a
+        visible job fits (or, with running slots, a job waits and a running one may be preempted).
+
+        With running slots (``preempt_window > 0``): ``running`` are the running job ids,
+        ``no_start`` jobs preempted at this instant (not startable until the clock moves) and
+        ``no_preempt`` jobs started at this instant (not preemptable until it moves)."""
         if self.by_duration and queue_len > 1:
             ids = np.fromiter(queue, dtype=np.int64, count=queue_len)
             order = np.argsort(self.pred[ids], kind="stable")
@@ -250,12 +290,31 @@ class ObservationBuilder:
         mask = self.mask  # mask[K] (WAIT) is always True
         if n == 0 or free_gpus == 0:
             mask[:self.K] = False
-            self._fit = [False] * n
-            return False
-        fit = self._fit = self._fit_list(slot_list, node_free, free_gpus, gpu_load)
-        mask[:n] = fit
-        mask[n:self.K] = False
-        return any(fit)
+            fit = self._fit = [False] * n
+        else:
+            fit = self._fit = self._fit_list(slot_list, node_free, free_gpus, gpu_load)
+            if no_start:
+                fit = self._fit = [f and j not in no_start for f, j in zip(fit, slot_list)]
+            mask[:n] = fit
+            mask[n:self.K] = False
+        if not self.R:
+            return any(fit)
+        return self._update_running(running, no_preempt, queue_len) or any(fit)
+
+    def _update_running(self, running: Iterable[int], no_preempt: Collection[int],
+                        queue_len: int) -> bool:
+        """Fill the running slots (most attained service first, ties: lower job id) and their mask
+        bits; whether some running job may be preempted while jobs wait."""
+        service = self.service
+        svc = self._svc = {j: service(j) for j in running}
+        ids = sorted(svc, key=lambda j: (-svc[j][0], j))[:self.R]
+        self.run_slot_list = ids
+        bits = [j not in no_preempt for j in ids]
+        lo = self.K + 1
+        m = len(ids)
+        self.mask[lo:lo + m] = bits
+        self.mask[lo + m:] = False
+        return queue_len > 0 and any(bits)
 
     def update_features(self, now: float, queue: Iterable[int], queue_len: int, node_free: np.ndarray,
                         free_gpus: int, running: Iterable[int], num_running: int,
@@ -284,10 +343,14 @@ class ObservationBuilder:
                 share = req[j] * inv_free
                 row += (1.0, fit, gpus_feat[j], wait if wait < 1.0 else 1.0, pred_feat[j],
                         work_feat[j], self._rank[i], share if share < 1.0 else 1.0)
-            self._queue_flat[:n * JOB_FEATURES] = row
+                if self.R:
+                    row.append(_squash(self.service(j)[0]))
+            self._queue_flat[:n * self.F] = row
         if n < self._filled:
-            self._queue_flat[n * JOB_FEATURES:self._filled * JOB_FEATURES] = 0.0
+            self._queue_flat[n * self.F:self._filled * self.F] = 0.0
         self._filled = n
+        if self.R:
+            self._fill_running_slots()
         largest = self._largest if self._largest is not None else int(node_free.max())
         c = self.cluster
         if self._small_cluster:
@@ -330,17 +393,39 @@ class ObservationBuilder:
         self.overflow[:] = (*beyond, arrivals_left / self.num_jobs,
                             min(math.log1p(queue_len) / _LOG_COUNT_CAP, 1.0))
 
+    def _fill_running_slots(self) -> None:
+        """The ``running_jobs`` rows: valid, preemptable, GPUs, attained GPU-seconds, executed
+        seconds, predicted remaining seconds, seconds since it (re)started, rank."""
+        ids = self.run_slot_list
+        lo = self.K + 1
+        row: list[float] = []
+        for r, j in enumerate(ids):
+            attained, executed, since = self._svc[j]
+            row += (1.0, self.mask[lo + r], self._gpus_feat[j], _squash(attained), _squash(executed),
+                    _squash(self._pred[j] - executed), _squash(since), self._run_rank[r])
+        m = len(ids)
+        self._run_flat[:m * RUNNING_JOB_FEATURES] = row
+        if m < self._run_filled:
+            self._run_flat[m * RUNNING_JOB_FEATURES:self._run_filled * RUNNING_JOB_FEATURES] = 0.0
+        self._run_filled = m
+
     def observe(self) -> dict[str, np.ndarray]:
         """The current observation (copies of the buffers)."""
-        return {"queue": self.queue.copy(), "cluster": self.cluster.copy(),
-                "running": self.running.copy(), "overflow": self.overflow.copy()}
+        obs = {"queue": self.queue.copy(), "cluster": self.cluster.copy(),
+               "running": self.running.copy(), "overflow": self.overflow.copy()}
+        if self.R:
+            obs["running_jobs"] = self.running_jobs.copy()
+        return obs
 
     def observation_space(self) -> spaces.Dict:
         """The ``Dict`` space of :meth:`observe`."""
         def box(*shape):
             return spaces.Box(0.0, 1.0, shape=shape, dtype=np.float32)
-        return spaces.Dict({"queue": box(self.K, JOB_FEATURES), "cluster": box(CLUSTER_FEATURES),
-                            "running": box(RUNNING_FEATURES), "overflow": box(OVERFLOW_FEATURES)})
+        space = {"queue": box(self.K, self.F), "cluster": box(CLUSTER_FEATURES),
+                 "running": box(RUNNING_FEATURES), "overflow": box(OVERFLOW_FEATURES)}
+        if self.R:
+            space["running_jobs"] = box(self.R, RUNNING_JOB_FEATURES)
+        return spaces.Dict(space)
 
     @property
     def slots(self) -> np.ndarray:
@@ -394,6 +479,11 @@ class DLClusterEnv(gym.Env):
         window_order: which queued jobs are visible: ``"arrival"`` (the first K in queue order) or
             ``"duration"`` (the K with the shortest predicted duration, so that short jobs deep in a
             long queue are not hidden).
+        preemption: let the agent preempt running jobs (discrete action mode; see the module
+            docstring).
+        round_seconds: with ``preemption``, the clock also stops at multiples of this many seconds
+            (default 300) while jobs run, so that the agent can preempt between events.
+        running_window: R, the running-job slots with ``preemption`` (default: K).
 
     ``reset(seed=..., options={"start": i})`` replays the window starting at job ``i``.
     """
@@ -402,7 +492,7 @@ class DLClusterEnv(gym.Env):
 
     OPTIONS = ("trace", "cluster", "episode_jobs", "episode_seconds", "load", "window", "reward",
                "predictor", "placement", "action_mode", "invalid_action", "perf", "split",
-               "windows", "window_order")
+               "windows", "window_order", "preemption", "round_seconds", "running_window")
 
     def __init__(self, **kwargs: Any) -> None:
         unknown = sorted(set(kwargs) - set(self.OPTIONS))
@@ -417,9 +507,23 @@ class DLClusterEnv(gym.Env):
                    predictor: str = "oracle", placement: str | Placement = "consolidated",
                    action_mode: str = "discrete", invalid_action: str = "raise", perf: str = "duration",
                    split: str = "all", windows: Sequence[int] | None = None,
-                   window_order: str = "arrival") -> None:
+                   window_order: str = "arrival", preemption: bool = False,
+                   round_seconds: float = DEFAULT_ROUND_SECONDS, running_window: int | None = None) -> None:
         if action_mode not in ("discrete", "priority"):
             raise ConfigError(f"action_mode must be 'discrete' or 'priority', got {action_mode!r}")
+        if not isinstance(preemption, (bool, np.bool_)):
+            raise ConfigError(f"preemption must be True or False, got {preemption!r}")
+        if preemption and action_mode != "discrete":
+            raise ConfigError("preemption=True needs action_mode='discrete'")
+        if not (isinstance(round_seconds, (int, float, np.integer, np.floating))
+                and not isinstance(round_seconds, bool) and 0 < round_seconds < math.inf):
+            raise ConfigError(f"round_seconds must be a positive number of seconds, got {round_seconds!r}")
+        if running_window is not None and not (isinstance(running_window, (int, np.integer))
+                                               and not isinstance(running_window, bool)
+                                               and running_window >= 1):
+            raise ConfigError(f"running_window must be an integer >= 1, got {running_window!r}")
+        self.preemption = bool(preemption)
+        self.round_seconds = float(round_seconds)
         if invalid_action not in ("raise", "wait"):
             raise ConfigError(f"invalid_action must be 'raise' or 'wait', got {invalid_action!r}")
         if not (isinstance(window, (int, np.integer)) and window >= 1):
@@ -486,10 +590,16 @@ class DLClusterEnv(gym.Env):
         self.perf = perf
         self._placement = make_placement(placement, 0)
         self.window_order = window_order
-        self.builder = ObservationBuilder(self.cluster_spec, self._placement, self.K, window_order)
+        #: R, the running-job slots (0 without preemption)
+        self.R = (int(running_window) if running_window is not None else self.K) if self.preemption else 0
+        self.builder = ObservationBuilder(self.cluster_spec, self._placement, self.K, window_order,
+                                          preempt_window=self.R)
+        self.builder.service = self._service
+        self._started_now: set[int] = set()
+        self._preempted_now: set[int] = set()
         self.observation_space = self.builder.observation_space()
         if action_mode == "discrete":
-            self.action_space = spaces.Discrete(self.K + 1)
+            self.action_space = spaces.Discrete(self.K + 1 + self.R)
         else:
             self.action_space = spaces.Box(-1.0, 1.0, shape=(self.K,), dtype=np.float32)
         self._engines: OrderedDict[tuple[int, int], Engine] = OrderedDict()
@@ -549,6 +659,8 @@ class DLClusterEnv(gym.Env):
         lo, hi = self._window(start)
         eng = self._engine_for(lo, hi, eng_seed)
         eng.reset()
+        if self.preemption:
+            eng.round_seconds = self.round_seconds  # the env's own rounds (reset unbinds any)
         self.engine = eng
         self.episode += 1
         self.window_start = start
@@ -564,6 +676,8 @@ class DLClusterEnv(gym.Env):
         self.invalid_actions = 0
         self.forced_starts = 0
         self._stalled = False
+        self._started_now.clear()
+        self._preempted_now.clear()
         if eng.next_decision():
             self._ended = self._settle()
         else:
@@ -578,7 +692,7 @@ class DLClusterEnv(gym.Env):
         eng = self.engine
         b = self.builder
         while True:
-            if eng.free_gpus == 0 and eng.alloc:
+            if eng.free_gpus == 0 and eng.alloc and not (self.preemption and eng.queue):
                 # nothing can fit and a completion is pending: skip the window altogether
                 if not self._advance():
                     self._fill()
@@ -587,7 +701,8 @@ class DLClusterEnv(gym.Env):
             q = eng.queue
             if not self._static_pred:
                 b.predict(list(q) if b.by_duration else list(islice(q, self.K)), eng.view.predict_duration)
-            if b.update_mask(q, eng.node_free, eng.free_gpus, eng.gpu_load, len(q)):
+            if b.update_mask(q, eng.node_free, eng.free_gpus, eng.gpu_load, len(q), eng.alloc,
+                             self._preempted_now, self._started_now):
                 break
             if not self._advance():
                 self._fill()
@@ -601,7 +716,8 @@ class DLClusterEnv(gym.Env):
         """Observation and mask of the current state, without advancing."""
         eng = self.engine
         q = eng.queue
-        self.builder.update_mask(q, eng.node_free, eng.free_gpus, eng.gpu_load, len(q))
+        self.builder.update_mask(q, eng.node_free, eng.free_gpus, eng.gpu_load, len(q), eng.alloc,
+                                 self._preempted_now, self._started_now)
         self.builder.update_features(eng.now, q, len(q), eng.node_free, eng.free_gpus, eng.alloc,
                                      len(eng.alloc), eng.arrivals_left)
 
@@ -611,15 +727,27 @@ class DLClusterEnv(gym.Env):
         eng = self.engine
         if eng.finished_count + eng.rejected_count == eng.jobs.n:
             return False
-        if not eng.alloc and eng.arrivals_left == 0:
+        if not eng.alloc and eng.arrivals_left == 0 and not (self.preemption and eng.queue):
             self._stalled = True
             return False
+        if self.preemption:
+            self._started_now.clear()
+            self._preempted_now.clear()
         return eng.next_decision()
 
     def _start(self, job: int) -> None:
         eng = self.engine
         eng.apply((Start(job),))
         self.builder.started(job, eng.now)
+        if self.preemption:
+            self._started_now.add(job)
+
+    def _service(self, job: int) -> tuple[float, float, float]:
+        """The builder's ``service``: attained GPU-seconds, executed seconds and seconds since the
+        job (re)started (0 when queued), from the engine."""
+        eng = self.engine
+        since = eng.now - eng.run_since[job] if job in eng.alloc else 0.0
+        return eng.attained_service(job), eng.executed_time(job), since
 
     def action_masks(self) -> np.ndarray:
         """Valid actions (bool, K+1): slots holding a job that fits now, and WAIT (always)."""
@@ -642,24 +770,27 @@ class DLClusterEnv(gym.Env):
                     raise InvalidActionError(f"action {action!r}: expected one integer in 0..{self.K}")
                 a = int(arr.reshape(()))
             K = self.K
-            if not 0 <= a <= K:
-                raise InvalidActionError(f"action {action!r} is outside 0..{K}")
-            if a < K and not b.mask[a]:
+            top = K + self.R
+            if not 0 <= a <= top:
+                raise InvalidActionError(f"action {action!r} is outside 0..{top}")
+            if a != K and not b.mask[a]:
                 if self.invalid_action == "raise":
-                    what = ("is empty" if a >= len(b.slots) else
-                            f"holds job {int(b.slots[a])} ({int(b.req[b.slots[a]])} GPUs), which does "
-                            f"not fit now ({eng.free_gpus} GPUs free)")
-                    raise InvalidActionError(f"invalid action {a}: slot {a} {what}; use "
+                    raise InvalidActionError(f"invalid action {a}: {self._why_invalid(a)}; use "
                                              "env.action_masks() or invalid_action='wait'")
                 self.invalid_actions += 1
                 a = K
             if a < K:
                 self._start(b.slot_list[a])
                 ended = False
-            elif not eng.alloc and eng.arrivals_left == 0:
+            elif a > K:
+                job = b.run_slot_list[a - K - 1]
+                eng.apply((Preempt(job),))
+                self._preempted_now.add(job)
+                ended = False
+            elif not eng.alloc and eng.arrivals_left == 0 and b.mask[:K].any():
                 # WAIT would stall forever: start the first visible job that fits instead.
                 self.forced_starts += 1
-                self._start(int(b.slots[np.flatnonzero(b.mask[:-1])[0]]))
+                self._start(b.slot_list[int(np.flatnonzero(b.mask[:K])[0])])
                 ended = False
             else:
                 ended = not self._advance()
@@ -688,6 +819,23 @@ class DLClusterEnv(gym.Env):
         return (b.observe(), jct_term + util_term, ended and not self._stalled, ended and self._stalled,
                 self._info(ended, jct_term, util_term))
 
+    def _why_invalid(self, a: int) -> str:
+        """Why the mask forbids action ``a`` (for the error message)."""
+        b, eng, K = self.builder, self.engine, self.K
+        if a < K:
+            if a >= len(b.slot_list):
+                return f"slot {a} is empty"
+            j = b.slot_list[a]
+            if j in self._preempted_now:
+                return f"slot {a} holds job {j}, preempted at this instant (startable once the clock moves)"
+            return (f"slot {a} holds job {j} ({b._req[j]} GPUs), which does not fit now "
+                    f"({eng.free_gpus} GPUs free)")
+        r = a - K - 1
+        if r >= len(b.run_slot_list):
+            return f"running slot {r} is empty"
+        return (f"running slot {r} holds job {b.run_slot_list[r]}, started at this instant "
+                "(preemptable once the clock moves)")
+
     def _info(self, ended: bool, jct_term: float, util_term: float) -> dict[str, Any]:
         eng = self.engine
         info = {"reward_jct": jct_term, "reward_util": util_term, "time": eng.now,
@@ -709,19 +857,21 @@ class DLClusterEnv(gym.Env):
 class FlattenObservation(gym.ObservationWrapper):
     """Concatenate the ``Dict`` observation into one float32 ``Box`` (for ``MlpPolicy``).
 
-    Order: queue (row-major), cluster, running, overflow. ``action_masks`` is forwarded.
+    Order: queue (row-major), cluster, running, overflow, and running_jobs (row-major) with
+    preemption. ``action_masks`` is forwarded.
     """
 
-    KEYS = ("queue", "cluster", "running", "overflow")
+    KEYS = ("queue", "cluster", "running", "overflow", "running_jobs")
 
     def __init__(self, env: gym.Env) -> None:
         super().__init__(env)
-        size = sum(int(np.prod(env.observation_space[k].shape)) for k in self.KEYS)
+        self.keys = [k for k in self.KEYS if k in env.observation_space.spaces]
+        size = sum(int(np.prod(env.observation_space[k].shape)) for k in self.keys)
         self.observation_space = spaces.Box(0.0, 1.0, shape=(size,), dtype=np.float32)
 
     def observation(self, observation):
         """The flat vector."""
-        return np.concatenate([observation[k].ravel() for k in self.KEYS])
+        return np.concatenate([observation[k].ravel() for k in self.keys])
 
     def action_masks(self) -> np.ndarray:
         """The wrapped env's mask."""

@@ -364,6 +364,10 @@ class ClusterView:
         """How often the job has been preempted."""
         return int(self._engine.preemptions[job])
 
+    def running_since(self, job: int) -> float:
+        """When a running job last (re)started."""
+        return float(self._engine.run_since[job])
+
     def last_queued(self, job: int) -> float:
         """When the job last entered the queue (arrival or preemption)."""
         return float(self._engine.queued_since[job])
