@@ -76,13 +76,16 @@ class PolicyScheduler:
         round_seconds: for a model trained with ``preemption=True`` (its observations have
             ``running_jobs``), the env's ``round_seconds`` (default the env's default); the engine
             then stops at the same rounds and the model's ``Preempt`` choices become ops.
+        predictor: the env's ``predictor`` the model was trained with; evaluations with
+            ``predictor="auto"`` give the engine this one, so the model sees the durations it
+            learned from.
     """
 
     round_seconds = None
 
     def __init__(self, model, *, placement: str = "consolidated", window_order: str = "arrival",
                  name: str = "rl-policy", deterministic: bool = True,
-                 round_seconds: float | None = None) -> None:
+                 round_seconds: float | None = None, predictor: str = "oracle") -> None:
         space = model.observation_space
         if not isinstance(space, gym.spaces.Dict) or "queue" not in space.spaces:
             raise ConfigError("PolicyScheduler needs a model trained on DLCluster's Dict observations "
@@ -90,6 +93,7 @@ class PolicyScheduler:
         self.model = model
         self.name = name
         self.window = int(space["queue"].shape[0])
+        self.predictor = predictor
         #: R, running-job slots (0: the model cannot preempt)
         self.R = int(space["running_jobs"].shape[0]) if "running_jobs" in space.spaces else 0
         if self.R:
@@ -198,9 +202,10 @@ class SchedulerPolicy:
     be expressed in the env's action space and are dropped, so only schedulers whose decisions fit
     it are reproduced exactly (a preemptive one only at the env's decision points: match its
     ``round_seconds`` to the env's). A scheduler with a ``sync(view)`` method (the preemptive
-    priority schedulers: LAS, SRTF) is re-synchronized with the env's state before each decision,
-    so a dropped op (a job outside the window, a start the env placed elsewhere) cannot leave it
-    believing a job runs. Discrete action mode only; the scheduler is reset at each new episode.
+    priority schedulers: LAS, SRTF) is re-synchronized with the env's state and asked afresh at
+    every step, so a dropped op (a job outside the window, a start the env placed elsewhere)
+    cannot leave it believing a job runs, and it can label states another policy reached
+    (DAgger). Discrete action mode only; the scheduler is reset at each new episode.
 
     Args:
         scheduler: a Scheduler instance or a registered baseline name.
@@ -219,15 +224,17 @@ class SchedulerPolicy:
         self.scheduler = scheduler
         self.env = env
         self.seed = seed
+        #: re-synchronized and asked afresh at every step (a scheduler with ``sync``): its action
+        #: then depends only on the env's state, whoever brought it there
+        self.stateless = callable(getattr(scheduler, "sync", None))
         self._episode = None
 
     def _ask(self, eng) -> None:
         view = eng.view
         arrived = eng.jobs.n - eng.arrivals_left
         saved = view.new_jobs, view.finished
-        sync = getattr(self.scheduler, "sync", None)
-        if sync is not None:  # rebuilt from the env's state: dropped ops leave no false belief
-            sync(view)
+        if self.stateless:  # rebuilt from the env's state: dropped ops leave no false belief
+            self.scheduler.sync(view)
             view.new_jobs, view.finished = [], []
         else:
             view.new_jobs = list(range(self._arrived, arrived))
@@ -251,7 +258,7 @@ class SchedulerPolicy:
             self._arrived = 0
             self._watch: set[int] = set()
             self._decision = None
-        if self._decision != eng.decisions:
+        if self.stateless or self._decision != eng.decisions:
             self._decision = eng.decisions
             self._ask(eng)
         b = base.builder
@@ -356,8 +363,8 @@ def _load(path: Path, algo: str):
 def load_agent(spec: str | Path, *, algo: str | None = None, placement: str = "consolidated",
                name: str | None = None) -> PolicyScheduler:
     """A :class:`PolicyScheduler` from a ``.zip`` path or ``pretrained:<name>``; the env's
-    ``window_order`` (and, for a preemptive model, ``round_seconds``) come from the model's
-    metadata JSON.
+    ``window_order``, ``predictor`` (and, for a preemptive model, ``round_seconds``) come from the
+    model's metadata JSON.
 
     SB3 zips contain pickles: pass only trusted files (bundled agents are checksum-verified).
     """
@@ -367,4 +374,4 @@ def load_agent(spec: str | Path, *, algo: str | None = None, placement: str = "c
     return PolicyScheduler(model, placement=placement, name=f"rl:{label}",
                            window_order=env_kwargs.get("window_order", "arrival"),
                            round_seconds=env_kwargs.get("round_seconds") if env_kwargs.get("preemption")
-                           else None)
+                           else None, predictor=env_kwargs.get("predictor", "oracle"))

@@ -33,10 +33,11 @@ import numpy as np
 import torch as th
 from stable_baselines3.common.callbacks import BaseCallback, CallbackList, CheckpointCallback
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecMonitor, VecNormalize
+from tqdm import tqdm
 
 from dlsched_gym import baselines
 from dlsched_gym.agents.networks import DeepSetsExtractor, SlotActorCriticPolicy, SlotMaskablePolicy
-from dlsched_gym.agents.policies import SchedulerPolicy, algorithms, rollout
+from dlsched_gym.agents.policies import SchedulerPolicy, algorithms, predict_action, rollout
 from dlsched_gym.engine import Engine
 from dlsched_gym.errors import ConfigError
 from dlsched_gym.metrics import summarize
@@ -223,22 +224,33 @@ def _load_checkpoint(cls, folder: Path, **kwargs) -> tuple[Any, Path | None]:
 
 
 def collect_demonstrations(teacher, env_id: str, env_kwargs: Mapping[str, Any] | None, steps: int,
-                           seed: int = 0) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
-    """Play ``teacher`` (a baseline name or Scheduler) for ``steps`` env steps; returns stacked
-    observations, actions and action masks."""
+                           seed: int = 0, learner=None
+                           ) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
+    """Play ``steps`` env steps and label every state with ``teacher``'s action (a baseline name or
+    Scheduler); returns stacked observations, the teacher's actions and the action masks.
+
+    Without ``learner`` the teacher acts (plain demonstrations). With a ``learner`` model, the
+    learner acts (sampling from its policy) and the teacher only labels the states it visits
+    (DAgger); the teacher must then be re-synchronizable (a ``sync(view)`` method, as LAS and SRTF
+    have), since what it would do depends on the state the learner left."""
     env = gym.make(env_id, **dict(env_kwargs or {}))
     policy = SchedulerPolicy(teacher, env, seed=seed)
+    if learner is not None and policy.stateless is False:
+        raise ConfigError(f"DAgger needs a teacher with sync(view); {policy.scheduler.name!r} has none")
     obs, _ = env.reset(seed=seed)
     keys = list(obs)
     buf: dict[str, list] = {k: [] for k in keys}
     actions, masks = [], []
-    for _ in range(steps):
+    for _ in tqdm(range(steps), desc="demonstrations" if learner is None else "DAgger labels",
+                  unit="step", leave=False, disable=steps < 5000):
         mask = env.unwrapped.action_masks()
         action, _ = policy.predict(obs)
         for k in keys:
             buf[k].append(obs[k])
         actions.append(int(action))
         masks.append(mask)
+        if learner is not None:
+            action = predict_action(learner, obs, mask, deterministic=False)
         obs, _, terminated, truncated, _ = env.step(action)
         if terminated or truncated:
             obs, _ = env.reset()
@@ -248,14 +260,33 @@ def collect_demonstrations(teacher, env_id: str, env_kwargs: Mapping[str, Any] |
 
 def behaviour_cloning(model, teacher, env_id: str, env_kwargs: Mapping[str, Any] | None = None, *,
                       steps: int = 5000, epochs: int = 5, batch_size: int = 256, lr: float = 1e-3,
-                      seed: int = 0) -> float:
+                      seed: int = 0, dagger_rounds: int = 0) -> float:
     """Warm-start ``model``'s policy by imitating ``teacher`` (maximum likelihood of its actions,
     under the action masks for MaskablePPO). Actor-critic algorithms only. Returns the final
-    mean negative log-likelihood."""
+    mean negative log-likelihood.
+
+    ``dagger_rounds`` > 0 then runs that many DAgger rounds (Ross et al., AISTATS 2011): the
+    policy plays ``steps`` more steps, the teacher labels the states it reached, and the policy is
+    trained again on all the labels so far; this corrects the drift into states the teacher never
+    shows (needs a teacher with ``sync(view)``)."""
     if not hasattr(model.policy, "evaluate_actions"):
         raise ConfigError("behaviour cloning needs an actor-critic algorithm (maskable_ppo, ppo, a2c)")
+    if not (isinstance(dagger_rounds, int) and dagger_rounds >= 0):
+        raise ConfigError(f"dagger_rounds must be an integer >= 0, got {dagger_rounds!r}")
     obs, actions, masks = collect_demonstrations(teacher, env_id, env_kwargs, steps, seed)
-    policy = model.policy
+    loss = _fit(model.policy, obs, actions, masks, epochs, batch_size, lr, seed)
+    for r in range(dagger_rounds):
+        o, a, m = collect_demonstrations(teacher, env_id, env_kwargs, steps, seed + 1 + r, learner=model)
+        obs = {k: np.concatenate([obs[k], o[k]]) for k in obs}
+        actions = np.concatenate([actions, a])
+        masks = np.concatenate([masks, m])
+        loss = _fit(model.policy, obs, actions, masks, epochs, batch_size, lr, seed + 1 + r)
+    return loss
+
+
+def _fit(policy, obs: dict[str, np.ndarray], actions: np.ndarray, masks: np.ndarray, epochs: int,
+         batch_size: int, lr: float, seed: int) -> float:
+    """Maximum-likelihood epochs of ``policy`` on labelled states; the last epoch's mean NLL."""
     policy.set_training_mode(True)
     opt = th.optim.Adam(policy.parameters(), lr=lr)
     rng = np.random.default_rng(seed)
@@ -287,7 +318,7 @@ def train(algo: str = "maskable_ppo", env_id: str = "DLCluster-v0",
           seed: int = 0, out_dir: str | Path = "runs/agent", progress: bool = True, resume: bool = False,
           eval_freq: int = 20_000, eval_windows: int = 4, eval_baseline: str = "fifo",
           checkpoint_freq: int | None = None, bc_teacher: Any = None, bc_steps: int = 5000,
-          bc_epochs: int = 5, normalize_reward: bool = True,
+          bc_epochs: int = 5, bc_dagger_rounds: int = 0, normalize_reward: bool = True,
           policy_kwargs: Mapping[str, Any] | None = None, algo_kwargs: Mapping[str, Any] | None = None,
           torch_threads: int | None = 1) -> Path:
     """Train an agent on ``env_id`` and return the output directory (see the module docstring).
@@ -312,6 +343,7 @@ def train(algo: str = "maskable_ppo", env_id: str = "DLCluster-v0",
             Scheduler instance).
         bc_steps: demonstration steps for the warm start.
         bc_epochs: passes over the demonstrations.
+        bc_dagger_rounds: DAgger rounds after the warm start (see :func:`behaviour_cloning`).
         normalize_reward: scale rewards by a running estimate of the return's spread
             (``VecNormalize(norm_obs=False)``); observations are never normalized, so a saved model
             needs no statistics at inference.
@@ -360,6 +392,7 @@ def train(algo: str = "maskable_ppo", env_id: str = "DLCluster-v0",
                     policy_kwargs={**default_pk, **dict(policy_kwargs or {})}, **dict(algo_kwargs or {}))
         if bc_teacher:
             behaviour_cloning(model, bc_teacher, env_id, train_kwargs, steps=bc_steps, epochs=bc_epochs,
+                              dagger_rounds=bc_dagger_rounds,
                               seed=seed)
     callbacks: list[BaseCallback] = []
     every = checkpoint_freq or eval_freq or 10_000

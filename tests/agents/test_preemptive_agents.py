@@ -20,6 +20,7 @@ from dlsched_gym.agents import (
     rollout,
     train,
 )
+from dlsched_gym.agents.training import collect_demonstrations
 from dlsched_gym.engine import Engine
 from dlsched_gym.errors import ConfigError
 from dlsched_gym.metrics import summarize
@@ -99,12 +100,28 @@ def test_las_as_a_teacher_reproduces_las():
     assert in_env["avg_jct"] == pytest.approx(plain["avg_jct"], rel=1e-12)
 
 
-def test_train_with_a_preemptive_teacher_and_load(env_kwargs, tmp_path):
-    out = train("maskable_ppo", env_kwargs=env_kwargs, timesteps=128, n_envs=1, seed=0, out_dir=tmp_path,
+def test_train_with_a_preemptive_teacher_and_dagger_then_load(env_kwargs, tmp_path):
+    kw = dict(env_kwargs, predictor="history")
+    out = train("maskable_ppo", env_kwargs=kw, timesteps=128, n_envs=1, seed=0, out_dir=tmp_path,
                 progress=False, eval_freq=0, bc_teacher=baselines.make("las", round_seconds=600.0),
-                bc_steps=128, bc_epochs=1, algo_kwargs={"n_steps": 64, "batch_size": 32, "n_epochs": 1})
+                bc_steps=128, bc_epochs=1, bc_dagger_rounds=1,
+                algo_kwargs={"n_steps": 64, "batch_size": 32, "n_epochs": 1})
     sched = load_agent(out / "model.zip")
     assert sched.R == 6 and sched.round_seconds == 600.0
+    assert sched.predictor == "history"   # evaluations with predictor "auto" give it what it saw
     with pytest.raises(ConfigError, match="round_seconds applies only"):
         PolicyScheduler(MaskablePPO(SlotMaskablePolicy, gym.make("DLCluster-v0", episode_jobs=40),
                                     device="cpu"), round_seconds=60.0)
+
+
+def test_dagger_labels_the_states_the_learner_reaches(env_kwargs):
+    env = gym.make("DLCluster-v0", **env_kwargs)
+    learner = MaskablePPO(SlotMaskablePolicy, env, seed=0, device="cpu")
+    obs, actions, masks = collect_demonstrations(baselines.make("las", round_seconds=600.0), "DLCluster-v0",
+                                                 env_kwargs, 200, seed=0, learner=learner)
+    assert len(actions) == 200 and masks[np.arange(200), actions].all()   # labels the mask allows
+    teacher_only = collect_demonstrations(baselines.make("las", round_seconds=600.0), "DLCluster-v0",
+                                          env_kwargs, 200, seed=0)
+    assert not np.array_equal(obs["queue"], teacher_only[0]["queue"])     # other states visited
+    with pytest.raises(ConfigError, match="DAgger needs a teacher with sync"):
+        collect_demonstrations("fifo", "DLCluster-v0", env_kwargs, 10, learner=learner)
