@@ -58,7 +58,8 @@ def check_observation(env: gym.Env, obs) -> None:
 
 @fuzz_settings(40)
 @given(rows=jobs_st, nodes=st.integers(1, 3), gpus=st.sampled_from([2, 4, 8]), window=st.integers(1, 6),
-       action_mode=st.sampled_from(["discrete", "priority"]),
+       action_mode=st.sampled_from(["discrete", "priority", "preemptive"]),
+       running_window=st.integers(1, 4), round_seconds=st.sampled_from([7.0, 300.0]),
        invalid_action=st.sampled_from(["raise", "wait"]),
        window_order=st.sampled_from(["arrival", "duration"]),
        placement=st.sampled_from(["consolidated", "first-fit", "spread", "random"]),
@@ -66,19 +67,24 @@ def check_observation(env: gym.Env, obs) -> None:
        masked=st.floats(0, 1), flatten=st.booleans(), seed=st.integers(0, 2**31 - 1))
 def test_random_actions_keep_the_env_consistent(rows, nodes, gpus, window, action_mode, invalid_action,
                                                 window_order, placement, predictor, load, masked,
-                                                flatten, seed):
-    env = build_env(rows, nodes, gpus, episode_jobs=len(rows), window=window, action_mode=action_mode,
+                                                flatten, seed, running_window, round_seconds):
+    preemptive = action_mode == "preemptive"
+    extra = {"preemption": True, "running_window": running_window,
+             "round_seconds": round_seconds} if preemptive else {}
+    env = build_env(rows, nodes, gpus, episode_jobs=len(rows), window=window,
+                    action_mode="priority" if action_mode == "priority" else "discrete",
                     invalid_action=invalid_action, window_order=window_order, placement=placement,
-                    predictor=predictor, load=load)
+                    predictor=predictor, load=load, **extra)
     agent = FlattenObservation(env) if flatten else env
     rng = np.random.default_rng(seed)
     obs, info = agent.reset(seed=seed)
     check_observation(agent, obs)
     K = window
+    top = K + (running_window if preemptive else 0)   # the largest action
     steps, now, invalid, refused, ended = 0, 0.0, 0, 0, False
     while not ended:
         mask = agent.action_masks()
-        assert mask[K] and mask.shape == (K + 1,)
+        assert mask[K] and mask.shape == (top + 1,)
         if action_mode == "priority":
             action = rng.uniform(-1, 1, size=K).astype(np.float32)
             if rng.random() < 0.2:
@@ -86,9 +92,9 @@ def test_random_actions_keep_the_env_consistent(rows, nodes, gpus, window, actio
         elif rng.random() < masked:
             action = int(rng.choice(np.flatnonzero(mask)))
         else:
-            action = int(rng.integers(-2, K + 3))
-        bad = action_mode == "discrete" and not (0 <= action <= K and mask[action])
-        outside = action_mode == "discrete" and not 0 <= action <= K
+            action = int(rng.integers(-2, top + 3))
+        bad = action_mode != "priority" and not (0 <= action <= top and mask[action])
+        outside = action_mode != "priority" and not 0 <= action <= top
         if bad and (invalid_action == "raise" or outside):
             with pytest.raises(InvalidActionError, match=f"action {action}"):
                 agent.step(action)
@@ -106,14 +112,18 @@ def test_random_actions_keep_the_env_consistent(rows, nodes, gpus, window, actio
         ended = terminated or truncated
         assert not (terminated and truncated)
         assert truncated == info["stalled"]
-        assert steps <= 3 * len(rows) + 2, "the episode does not end"
+        # each step starts, preempts or moves the clock: jobs start once per arrival or preemption,
+        # and the clock stops at arrivals, completions and (with preemption) rounds
+        preempted = sum(env.engine.preemptions)
+        rounds = 2 * (now / round_seconds + 1) if preemptive else 0
+        assert steps <= 3 * (len(rows) + preempted) + 2 + rounds, "the episode does not end"
     summary = info["episode_summary"]
     assert summary["jobs"] == len(rows)
     assert summary["jobs_finished"] + summary["jobs_unfinished"] == len(rows)
     assert terminated == (summary["jobs_finished"] == len(rows))
     assert 0.0 <= summary["gpu_utilization"] <= 1.0 + 1e-9
     with pytest.raises(gym.error.ResetNeeded):
-        agent.step(K if action_mode == "discrete" else np.zeros(K, dtype=np.float32))
+        agent.step(K if action_mode != "priority" else np.zeros(K, dtype=np.float32))
     event(f"episode: {'terminated' if terminated else 'stalled'}")
     event(f"refused actions: {'none' if not refused else 'some'}")
     event(f"invalid actions turned into WAIT: {'none' if not invalid else 'some'}")
