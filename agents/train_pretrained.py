@@ -45,18 +45,20 @@ from dlsched_gym.metrics import reward_terms, summarize
 PRETRAINED_DIR = Path(__file__).resolve().parent / "pretrained"
 
 #: ``name -> recipe``: env options (everything else: DLCluster-v0 defaults), behaviour-cloning
-#: teacher and its parameters, BC steps and DAgger rounds, PPO timesteps and options.
+#: teacher and its parameters, BC steps (per round) and epochs, DAgger rounds, PPO timesteps,
+#: evaluation period and options.
 RECIPES: dict[str, dict[str, Any]] = {
     "philly": {
         "env_kwargs": {"window_order": "duration"},
-        "teacher": ("sjf", {}), "bc_steps": 8000, "dagger_rounds": 0, "timesteps": 30_000,
+        "teacher": ("sjf", {}), "bc_steps": 8000, "bc_epochs": 10, "dagger_rounds": 0,
+        "timesteps": 30_000, "eval_every": 7_500,
         "algo_kwargs": {"n_steps": 512, "batch_size": 256, "n_epochs": 4, "learning_rate": 1e-4,
                         "gamma": 0.995},
     },
     "philly-preemptive": {
         "env_kwargs": {"preemption": True, "round_seconds": 300.0, "predictor": "history"},
-        "teacher": ("las", {"round_seconds": 300.0}), "bc_steps": 150_000, "dagger_rounds": 2,
-        "timesteps": 20_000,
+        "teacher": ("las", {"round_seconds": 300.0}), "bc_steps": 60_000, "bc_epochs": 5,
+        "dagger_rounds": 4, "timesteps": 10_000, "eval_every": 5_000,
         "algo_kwargs": {"n_steps": 2048, "batch_size": 256, "n_epochs": 4, "learning_rate": 1e-5,
                         "gamma": 0.999},
     },
@@ -142,8 +144,9 @@ def main(argv: list[str] | None = None) -> None:
     t0 = time.time()
     out = train("maskable_ppo", env_kwargs=recipe["env_kwargs"], timesteps=timesteps, n_envs=args.n_envs,
                 seed=args.seed, out_dir=args.out or f"runs/pretrained-{args.agent}", progress=True,
-                eval_freq=max(timesteps // 4, 1), eval_windows=4,
-                bc_teacher=baselines.make(teacher, **teacher_params), bc_steps=bc_steps, bc_epochs=10,
+                eval_freq=min(recipe["eval_every"], max(timesteps, 1)), eval_windows=4,
+                bc_teacher=baselines.make(teacher, **teacher_params), bc_steps=bc_steps,
+                bc_epochs=recipe["bc_epochs"],
                 bc_dagger_rounds=recipe["dagger_rounds"], algo_kwargs=recipe["algo_kwargs"])
     wall = time.time() - t0
     PRETRAINED_DIR.mkdir(exist_ok=True)
@@ -155,7 +158,7 @@ def main(argv: list[str] | None = None) -> None:
     meta = {"algo": "maskable_ppo", "sha256": digest, "env_id": "DLCluster-v0",
             "env_kwargs": recipe["env_kwargs"], "timesteps": timesteps, "n_envs": args.n_envs,
             "seed": args.seed, "bc_teacher": teacher, "bc_teacher_params": teacher_params,
-            "bc_steps": bc_steps, "bc_epochs": 10, "dagger_rounds": recipe["dagger_rounds"],
+            "bc_steps": bc_steps, "bc_epochs": recipe["bc_epochs"], "dagger_rounds": recipe["dagger_rounds"],
             "algo_kwargs": recipe["algo_kwargs"], "train_wall_seconds": wall,
             "evaluations": (out / "evaluations.csv").read_text().splitlines(),
             "held_out_avg_jct": results}

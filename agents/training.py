@@ -32,7 +32,13 @@ import gymnasium as gym
 import numpy as np
 import torch as th
 from stable_baselines3.common.callbacks import BaseCallback, CallbackList, CheckpointCallback
-from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecMonitor, VecNormalize
+from stable_baselines3.common.vec_env import (
+    DummyVecEnv,
+    SubprocVecEnv,
+    VecEnvWrapper,
+    VecMonitor,
+    VecNormalize,
+)
 from tqdm import tqdm
 
 from dlsched_gym import baselines
@@ -52,14 +58,42 @@ def _make_env(env_id: str, env_kwargs: Mapping[str, Any]) -> Callable[[], gym.En
     return init
 
 
+class MaskFromInfo(VecEnvWrapper):
+    """Answers ``env_method("action_masks")`` (what MaskablePPO asks before every step) from the
+    masks the DLCluster envs return in their step and reset infos (``info["action_mask"]``), so a
+    SubprocVecEnv step costs one round trip to each worker instead of two."""
+
+    def reset(self):
+        """Reset every env; keep their first masks."""
+        obs = self.venv.reset()
+        self._masks = [info["action_mask"] for info in self.venv.reset_infos]
+        return obs
+
+    def step_wait(self):
+        """Step every env; keep the masks of the states they are now in (after an auto-reset:
+        the new episode's)."""
+        obs, rewards, dones, infos = self.venv.step_wait()
+        self._masks = [reset_info["action_mask"] if done else info["action_mask"]
+                       for done, info, reset_info in zip(dones, infos, self.venv.reset_infos)]
+        return obs, rewards, dones, infos
+
+    def env_method(self, method_name: str, *method_args, indices=None, **method_kwargs):
+        """The kept masks for ``action_masks``; anything else goes to the envs."""
+        if method_name == "action_masks" and not method_args and not method_kwargs:
+            idx = range(self.num_envs) if indices is None else ([indices] if isinstance(indices, int)
+                                                                else indices)
+            return [self._masks[i].copy() for i in idx]
+        return self.venv.env_method(method_name, *method_args, indices=indices, **method_kwargs)
+
+
 def make_vec_env(env_id: str, env_kwargs: Mapping[str, Any] | None, n_envs: int, seed: int,
                  monitor_file: str | None = None):
-    """``n_envs`` copies of the env (SubprocVecEnv, or DummyVecEnv for one) seeded ``seed + i``,
-    wrapped in a VecMonitor that logs each episode's ``avg_jct``."""
+    """``n_envs`` copies of the env (SubprocVecEnv behind :class:`MaskFromInfo`, or DummyVecEnv
+    for one) seeded ``seed + i``, wrapped in a VecMonitor that logs each episode's ``avg_jct``."""
     if n_envs < 1:
         raise ConfigError(f"n_envs must be >= 1, got {n_envs}")
     fns = [_make_env(env_id, dict(env_kwargs or {})) for _ in range(n_envs)]
-    vec = DummyVecEnv(fns) if n_envs == 1 else SubprocVecEnv(fns)
+    vec = DummyVecEnv(fns) if n_envs == 1 else MaskFromInfo(SubprocVecEnv(fns))
     vec.seed(seed)
     return VecMonitor(vec, filename=monitor_file, info_keywords=("avg_jct",))
 

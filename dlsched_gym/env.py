@@ -50,7 +50,9 @@ plain ``Box`` for ``MlpPolicy``.
 ``-(jobs in system) x dt / scale + util_weight x (busy GPUs / total GPUs) x dt / scale``, from the
 engine's integrals (:func:`dlsched_gym.metrics.reward_terms`). Over a whole episode the first term
 sums to minus the total JCT over ``scale``, so maximizing return minimizes average JCT. ``info``
-carries both terms of the step (``reward_jct``, ``reward_util``), the clock and running counts; at
+carries both terms of the step (``reward_jct``, ``reward_util``), the clock and running counts, and
+the next step's ``action_mask`` (the same as :meth:`DLClusterEnv.action_masks`, so that vectorized
+envs can pass it back with the step instead of in a second round trip to every worker); at
 the end of an episode ``info["episode_summary"]`` holds :func:`dlsched_gym.metrics.summarize` of the
 episode, and ``info["avg_jct"]``/``info["gpu_utilization"]`` its two main numbers.
 
@@ -839,6 +841,7 @@ class DLClusterEnv(gym.Env):
     def _info(self, ended: bool, jct_term: float, util_term: float) -> dict[str, Any]:
         eng = self.engine
         info = {"reward_jct": jct_term, "reward_util": util_term, "time": eng.now,
+                "action_mask": self.builder.mask.copy(),
                 "queued": len(eng.queue), "running": len(eng.alloc), "busy_gpus": eng.busy_gpus,
                 "jobs_finished": eng.finished_count, "invalid_actions": self.invalid_actions,
                 "forced_starts": self.forced_starts, "stalled": self._stalled}

@@ -152,3 +152,21 @@ def test_resumed_training_keeps_its_evaluations_and_best_score(env_kwargs, tmp_p
     # a fresh run in the same folder starts a new file
     train("maskable_ppo", timesteps=64, **kw)
     assert [r.split(",")[0] for r in (out / "evaluations.csv").read_text().splitlines()[1:]] == ["0", "64"]
+
+
+def test_vectorized_masks_come_with_the_steps(env_kwargs):
+    vec = agents.make_vec_env("DLCluster-v0", dict(env_kwargs, episode_jobs=12), 2, seed=0)
+    inner = vec.venv
+    assert isinstance(inner, agents.training.MaskFromInfo)
+    vec.reset()
+    rng = np.random.default_rng(0)
+    resets = 0
+    for _ in range(150):
+        kept = np.stack(vec.env_method("action_masks"))
+        asked = np.stack(inner.venv.env_method("action_masks"))     # a round trip to each worker
+        assert np.array_equal(kept, asked)
+        _, _, dones, _ = vec.step(np.array([rng.choice(np.flatnonzero(m)) for m in kept]))
+        resets += int(dones.sum())
+    assert resets > 0                      # auto-resets happened: their first masks were kept too
+    assert vec.env_method("get_wrapper_attr", "K") == [8, 8]   # other methods still reach the envs
+    vec.close()
