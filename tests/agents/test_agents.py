@@ -123,16 +123,24 @@ def test_errors(tmp_path, monkeypatch):
         load_agent("pretrained:bogus")
 
 
-def test_pretrained_agent_loads_and_is_verified():
-    filename, digest, _ = agents.PRETRAINED["philly"]
+@pytest.mark.parametrize("name", sorted(agents.PRETRAINED))
+def test_pretrained_agents_load_verified_with_their_recipe(name):
     from importlib import resources
 
+    from dlsched_gym.agents.train_pretrained import RECIPES
+
+    filename, digest, _ = agents.PRETRAINED[name]
     path = resources.files("dlsched_gym.agents").joinpath("pretrained", filename)
-    if not path.is_file() or not digest:
-        pytest.skip("the pretrained agent is not built in this checkout")
+    assert path.is_file(), f"pretrained:{name} is registered but {filename} is not bundled"
     assert sha256_of(str(path)) == digest
-    sched = load_agent("pretrained:philly")
-    assert sched.window == 32 and sched.window_order == "duration" and sched.window_order == "duration"
+    meta = json.loads(path.with_suffix(".json").read_text())
+    recipe = RECIPES[name]["env_kwargs"]
+    assert meta["sha256"] == digest and meta["env_kwargs"] == recipe
+    sched = load_agent(f"pretrained:{name}")
+    assert sched.window == 32 and sched.window_order == recipe.get("window_order", "arrival")
+    assert sched.predictor == recipe.get("predictor", "oracle")
+    assert sched.round_seconds == (recipe["round_seconds"] if recipe.get("preemption") else None)
+    assert sched.R == (32 if recipe.get("preemption") else 0)
 
 
 def test_resumed_training_keeps_its_evaluations_and_best_score(env_kwargs, tmp_path):
