@@ -37,6 +37,9 @@ from dlsched_gym.scheduler import Preempt, Start
 PRETRAINED: dict[str, tuple[str, str, str]] = {
     "philly": ("philly.zip", "ace688641c12686d4a2ec3c41fbcd79f4db7b300a6e39aadbd8f3daff9a7f301",
                "maskable_ppo"),
+    "philly-preemptive": ("philly-preemptive.zip",
+                          "54a6b2bcad0956a00c17c0c788bd48571e0011cf866e0c21ad74b3423dea3f3c",
+                          "maskable_ppo"),
 }
 
 
