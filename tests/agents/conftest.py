@@ -19,3 +19,4 @@ def _one_torch_thread():
 def philly_workload() -> Workload:
     """Philly VC 103959 (the env's default trace)."""
     return traces.load("philly-vc/103959")
+

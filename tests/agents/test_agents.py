@@ -14,7 +14,6 @@ from sb3_contrib import MaskablePPO
 import dlsched_gym  # noqa: F401  (registers the env ids)
 from dlsched_gym import agents, baselines
 from dlsched_gym.agents import (
-    DeepSetsExtractor,
     PolicyScheduler,
     SchedulerPolicy,
     SlotMaskablePolicy,
@@ -27,6 +26,7 @@ from dlsched_gym.agents.training import _best_recorded
 from dlsched_gym.engine import Engine
 from dlsched_gym.errors import ConfigError
 from dlsched_gym.metrics import summarize
+from tests.agents.observations import extractor_and_observation
 
 SMALL = {"episode_jobs": 40, "window": 8}
 
@@ -37,13 +37,7 @@ def env_kwargs(philly_workload):
 
 
 def test_deep_sets_scores_follow_their_jobs(env_kwargs):
-    env = gym.make("DLCluster-v0", **env_kwargs)
-    ext = DeepSetsExtractor(env.observation_space)
-    rng = np.random.default_rng(0)
-    obs = {k: th.as_tensor(rng.random((1, *s.shape), dtype=np.float32))
-           for k, s in env.observation_space.items()}
-    obs["queue"][0, :, 0] = 1.0
-    obs["queue"][0, 6:, :] = 0.0                            # two empty slots
+    ext, obs = extractor_and_observation(env_kwargs, "queue", 6)     # two empty slots
     perm = th.tensor([3, 1, 4, 0, 5, 2, 6, 7])
     shuffled = dict(obs, queue=obs["queue"][:, perm])
     with th.no_grad():

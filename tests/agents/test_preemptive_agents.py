@@ -12,7 +12,6 @@ from sb3_contrib import MaskablePPO
 import dlsched_gym  # noqa: F401  (registers the env ids)
 from dlsched_gym import baselines
 from dlsched_gym.agents import (
-    DeepSetsExtractor,
     PolicyScheduler,
     SchedulerPolicy,
     SlotMaskablePolicy,
@@ -25,6 +24,7 @@ from dlsched_gym.engine import Engine
 from dlsched_gym.errors import ConfigError
 from dlsched_gym.metrics import summarize
 from dlsched_gym.workload import from_records
+from tests.agents.observations import extractor_and_observation
 
 PREEMPTIVE = {"episode_jobs": 40, "window": 8, "preemption": True, "running_window": 6,
               "round_seconds": 600.0}
@@ -36,13 +36,7 @@ def env_kwargs(philly_workload):
 
 
 def test_running_scores_follow_their_jobs(env_kwargs):
-    env = gym.make("DLCluster-v0", **env_kwargs)
-    ext = DeepSetsExtractor(env.observation_space)
-    rng = np.random.default_rng(0)
-    obs = {k: th.as_tensor(rng.random((1, *s.shape), dtype=np.float32))
-           for k, s in env.observation_space.items()}
-    obs["running_jobs"][0, :, 0] = 1.0
-    obs["running_jobs"][0, 5:, :] = 0.0                      # one empty running slot
+    ext, obs = extractor_and_observation(env_kwargs, "running_jobs", 5)   # one empty running slot
     perm = th.tensor([2, 0, 4, 1, 3, 5])
     shuffled = dict(obs, running_jobs=obs["running_jobs"][:, perm])
     with th.no_grad():
