@@ -110,6 +110,15 @@ class PolicyScheduler:
         self.invalid_actions = 0
         self.forced_starts = 0
 
+    @classmethod
+    def for_env(cls, model, env_kwargs: dict[str, Any], **kwargs: Any) -> PolicyScheduler:
+        """A PolicyScheduler set up like the env the model was trained in (``env_kwargs``: its
+        ``window_order``, ``predictor`` and, with ``preemption``, ``round_seconds``); ``kwargs``
+        go to the constructor."""
+        return cls(model, window_order=env_kwargs.get("window_order", "arrival"),
+                   round_seconds=env_kwargs.get("round_seconds") if env_kwargs.get("preemption") else None,
+                   predictor=env_kwargs.get("predictor", "oracle"), **kwargs)
+
     def reset(self, spec, jobs, rng) -> None:
         """Bind to a simulation."""
         self.builder = ObservationBuilder(spec, self._placement, self.window, self.window_order,
@@ -374,7 +383,4 @@ def load_agent(spec: str | Path, *, algo: str | None = None, placement: str = "c
     path, algo, env_kwargs = _resolve(spec, algo)
     model = _load(path, algo)
     label = name or (str(spec) if str(spec).startswith("pretrained:") else Path(spec).stem)
-    return PolicyScheduler(model, placement=placement, name=f"rl:{label}",
-                           window_order=env_kwargs.get("window_order", "arrival"),
-                           round_seconds=env_kwargs.get("round_seconds") if env_kwargs.get("preemption")
-                           else None, predictor=env_kwargs.get("predictor", "oracle"))
+    return PolicyScheduler.for_env(model, env_kwargs, placement=placement, name=f"rl:{label}")

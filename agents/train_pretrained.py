@@ -90,10 +90,7 @@ HELD_OUT_ROWS: dict[str, tuple[str, dict, str]] = {
 
 def agent_scheduler(model, name: str) -> PolicyScheduler:
     """The bundled agent ``name``'s model as a PolicyScheduler with its recipe's env options."""
-    kw = RECIPES[name]["env_kwargs"]
-    return PolicyScheduler(model, name=f"agent:{name}", window_order=kw.get("window_order", "arrival"),
-                           round_seconds=kw.get("round_seconds") if kw.get("preemption") else None,
-                           predictor=kw.get("predictor", "oracle"))
+    return PolicyScheduler.for_env(model, RECIPES[name]["env_kwargs"], name=f"agent:{name}")
 
 
 def evaluate_held_out(models: dict[str, Any], n_windows: int = 8) -> dict[str, list[dict]]:
@@ -115,7 +112,7 @@ def evaluate_held_out(models: dict[str, Any], n_windows: int = 8) -> dict[str, l
 
     for name, model in models.items():
         run(f"agent:{name}", lambda m=model, n=name: agent_scheduler(m, n),
-            RECIPES[name]["env_kwargs"].get("predictor", "oracle"))
+            agent_scheduler(model, name).predictor)
     for label, (sched, params, predictor) in HELD_OUT_ROWS.items():
         run(label, lambda s=sched, p=params: baselines.make(s, **p), predictor)
     return out
