@@ -217,7 +217,9 @@ class SchedulerPolicy:
     priority schedulers: LAS, SRTF) is re-synchronized with the env's state and asked afresh at
     every step, so a dropped op (a job outside the window, a start the env placed elsewhere)
     cannot leave it believing a job runs, and it can label states another policy reached
-    (DAgger). Discrete action mode only; the scheduler is reset at each new episode.
+    (DAgger). Discrete action mode only; the scheduler is reset at each new episode. It works on
+    either backend, but reading the engine of a ``backend="compiled"`` env copies the whole state
+    out of the kernel at every step, so give it a ``backend="python"`` env for speed.
 
     Args:
         scheduler: a Scheduler instance or a registered baseline name.

@@ -257,6 +257,13 @@ def _load_checkpoint(cls, folder: Path, **kwargs) -> tuple[Any, Path | None]:
     return None, None
 
 
+def _scheduler_env(env_id: str, env_kwargs: Mapping[str, Any] | None) -> gym.Env:
+    """An env for a :class:`SchedulerPolicy`, on the Python backend unless ``env_kwargs`` say
+    otherwise: the policy reads the live engine at every step, which the compiled backend would
+    have to copy out each time."""
+    return gym.make(env_id, **{"backend": "python", **dict(env_kwargs or {})})
+
+
 def collect_demonstrations(teacher, env_id: str, env_kwargs: Mapping[str, Any] | None, steps: int,
                            seed: int = 0, learner=None
                            ) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
@@ -267,7 +274,7 @@ def collect_demonstrations(teacher, env_id: str, env_kwargs: Mapping[str, Any] |
     learner acts (sampling from its policy) and the teacher only labels the states it visits
     (DAgger); the teacher must then be re-synchronizable (a ``sync(view)`` method, as LAS and SRTF
     have), since what it would do depends on the state the learner left."""
-    env = gym.make(env_id, **dict(env_kwargs or {}))
+    env = _scheduler_env(env_id, env_kwargs)
     policy = SchedulerPolicy(teacher, env, seed=seed)
     if learner is not None and policy.stateless is False:
         raise ConfigError(f"DAgger needs a teacher with sync(view); {policy.scheduler.name!r} has none")
@@ -449,8 +456,12 @@ def train(algo: str = "maskable_ppo", env_id: str = "DLCluster-v0",
 def evaluate_model(model, env_id: str = "DLCluster-v0", env_kwargs: Mapping[str, Any] | None = None,
                    starts: Sequence[int] | None = None, seed: int = 0) -> list[dict[str, Any]]:
     """Episode summaries of ``model`` (or a baseline name) on the env's windows ``starts``."""
-    env = gym.make(env_id, **dict(env_kwargs or {}))
-    player = SchedulerPolicy(model, env, seed=seed) if isinstance(model, str) else model
+    if isinstance(model, str):
+        env = _scheduler_env(env_id, env_kwargs)
+        player = SchedulerPolicy(model, env, seed=seed)
+    else:
+        env = gym.make(env_id, **dict(env_kwargs or {}))
+        player = model
     starts = list(env.unwrapped.starts[:1]) if starts is None else list(starts)
     return [rollout(player, env, seed=seed, start=s) for s in starts]
 

@@ -93,6 +93,26 @@ class JobTable:
     def __len__(self) -> int:
         return self.n
 
+    def window(self, lo: int, hi: int) -> JobTable:
+        """Rows ``lo..hi-1`` as a table of their own, submit times and deadlines shifted so that
+        the first job arrives at 0 (what ``JobTable`` of the shifted rows would hold, except that
+        ``names`` stay this table's: codes index the same lists). Slicing beats factorizing the
+        string columns again, which is most of an engine's construction."""
+        if not 0 <= lo < hi <= self.n:
+            raise ConfigError(f"JobTable.window: need 0 <= lo < hi <= {self.n}, got {lo}, {hi}")
+        out = JobTable.__new__(JobTable)
+        out.n = hi - lo
+        out.job_id = self.job_id[lo:hi]
+        out.names = self.names
+        shift = self.submit_time[lo]
+        for col in self.NUMERIC + self.CATEGORICAL:
+            arr = getattr(self, col)[lo:hi]
+            if col in ("submit_time", "deadline"):
+                arr = arr - shift
+                arr.setflags(write=False)
+            setattr(out, col, arr)
+        return out
+
 
 def _overhead_fn(value: float | Callable[[int], float], what: str) -> Callable[[int], float]:
     if callable(value):
@@ -137,6 +157,8 @@ class Engine:
             Default: the most common home region (``region`` column, names of the cluster's
             regions) of the jobs reading it, the lowest region index on a tie, or the region
             with the most GPUs when none of its jobs has one. Needs ``dataset_size_tb``.
+        jobs: the workload's :class:`JobTable`, when the caller has it already (e.g. a
+            :meth:`JobTable.window` of a whole trace's); built from ``workload.table`` otherwise.
     """
 
     def __init__(
@@ -154,6 +176,7 @@ class Engine:
         timeline_interval: float | None = 600.0,
         dataset_size_tb: float | Mapping[str, float] | None = None,
         initial_replicas: Mapping[str, Sequence[str]] | None = None,
+        jobs: JobTable | None = None,
     ) -> None:
         self.workload = workload
         self.spec = make_cluster(cluster)
@@ -175,9 +198,13 @@ class Engine:
                 f"{self.spec.num_gpus}; drop such jobs explicitly (--drop-invalid) or use a larger "
                 "cluster"
             )
-        self.jobs = JobTable(table)
+        if jobs is not None and jobs.n != len(table):
+            raise ConfigError(f"Engine: jobs has {jobs.n} rows but workload {workload.name!r} has "
+                              f"{len(table)}")
+        self.jobs = JobTable(table) if jobs is None else jobs
         known = set(self.spec.gpu_types)
-        for name in self.jobs.names["gpu_type"]:
+        gpu_type_names = self.jobs.names["gpu_type"]
+        for name in (gpu_type_names[c] for c in np.unique(self.jobs.gpu_type).tolist()):
             if name and name not in known:
                 row = int(np.flatnonzero(table["gpu_type"].to_numpy() == name)[0])
                 raise WorkloadError(

@@ -80,8 +80,8 @@ import numpy as np
 from gymnasium import spaces
 
 from dlsched_gym.cluster import ClusterSpec, make_cluster
-from dlsched_gym.engine import Engine
-from dlsched_gym.errors import ConfigError, DLSchedError
+from dlsched_gym.engine import Engine, JobTable
+from dlsched_gym.errors import ConfigError, DLSchedError, SchedulerError
 from dlsched_gym.metrics import reward_terms, summarize
 from dlsched_gym.placement import Placement, make_placement
 from dlsched_gym.scheduler import Preempt, Start
@@ -110,6 +110,9 @@ DEFAULT_ROUND_SECONDS = 300.0
 TIME_CAP = 30 * 86400.0
 _LOG_TIME_CAP = math.log1p(TIME_CAP / 60.0)
 _LOG_COUNT_CAP = math.log1p(1000.0)
+
+#: ``backend`` choices (see :class:`DLClusterEnv`).
+BACKENDS = ("auto", "python", "compiled")
 
 #: How the visible window is chosen from the queue.
 WINDOW_ORDERS = ("arrival", "duration")
@@ -172,17 +175,22 @@ class ObservationBuilder:
         #: ``service(job) -> (attained GPU-seconds, executed seconds, seconds since it (re)started,
         #: 0 when queued)``, given by the owner when ``preempt_window > 0``
         self.service: Callable[[int], tuple[float, float, float]] | None = None
-        self.queue = np.zeros((K, self.F), dtype=np.float32)
-        self.running_jobs = np.zeros((R, RUNNING_JOB_FEATURES), dtype=np.float32)
-        self._run_flat = self.running_jobs.reshape(-1)
+        # One buffer holds every part (queue, cluster, running, overflow, running_jobs), so that
+        # the compiled backend fills them through one argument.
+        qn = K * self.F
+        cuts = np.cumsum([qn, CLUSTER_FEATURES, RUNNING_FEATURES, OVERFLOW_FEATURES])
+        self.flat = np.zeros(int(cuts[-1]) + R * RUNNING_JOB_FEATURES, dtype=np.float32)
+        self._queue_flat = self.flat[:qn]  # a view: rows are written through it
+        self.queue = self._queue_flat.reshape(K, self.F)
+        self.cluster = self.flat[cuts[0]:cuts[1]]
+        self.running = self.flat[cuts[1]:cuts[2]]
+        self.overflow = self.flat[cuts[2]:cuts[3]]
+        self._run_flat = self.flat[cuts[3]:]
+        self.running_jobs = self._run_flat.reshape(R, RUNNING_JOB_FEATURES)
         #: job ids in the running slots, slot order (``preemption=True``)
         self.run_slot_list: list[int] = []
         self._run_rank = (np.arange(R, dtype=np.float32) / max(R, 1)).tolist()
         self._run_filled = 0
-        self.cluster = np.zeros(CLUSTER_FEATURES, dtype=np.float32)
-        self.running = np.zeros(RUNNING_FEATURES, dtype=np.float32)
-        self.overflow = np.zeros(OVERFLOW_FEATURES, dtype=np.float32)
-        self._queue_flat = self.queue.reshape(-1)  # a view: rows are written through it
         self.mask = np.zeros(K + 1 + R, dtype=bool)  # starts, WAIT, preemptions
         self.mask[K] = True  # WAIT
         #: job ids in the visible slots, slot order (a list; :attr:`slots` is the same as an array)
@@ -486,6 +494,13 @@ class DLClusterEnv(gym.Env):
         round_seconds: with ``preemption``, the clock also stops at multiples of this many seconds
             (default 300) while jobs run, so that the agent can preempt between events.
         running_window: R, the running-job slots with ``preemption`` (default: K).
+        backend: ``"auto"`` (default: ``"compiled"`` when the configuration allows it, else
+            ``"python"``), ``"python"`` (the :class:`~dlsched_gym.engine.Engine` and
+            :class:`ObservationBuilder` step by step) or ``"compiled"`` (the same transitions in
+            one numba-compiled call per step, :mod:`dlsched_gym.kernel`; several times faster,
+            bit-identical; an error names what the configuration lacks). With ``"compiled"``,
+            :attr:`engine` and :attr:`builder` are brought up to date when read (a copy of the
+            whole state: read them sparingly mid-episode, and never change them).
 
     ``reset(seed=..., options={"start": i})`` replays the window starting at job ``i``.
     """
@@ -494,7 +509,7 @@ class DLClusterEnv(gym.Env):
 
     OPTIONS = ("trace", "cluster", "episode_jobs", "episode_seconds", "load", "window", "reward",
                "predictor", "placement", "action_mode", "invalid_action", "perf", "split",
-               "windows", "window_order", "preemption", "round_seconds", "running_window")
+               "windows", "window_order", "preemption", "round_seconds", "running_window", "backend")
 
     def __init__(self, **kwargs: Any) -> None:
         unknown = sorted(set(kwargs) - set(self.OPTIONS))
@@ -510,7 +525,8 @@ class DLClusterEnv(gym.Env):
                    action_mode: str = "discrete", invalid_action: str = "raise", perf: str = "duration",
                    split: str = "all", windows: Sequence[int] | None = None,
                    window_order: str = "arrival", preemption: bool = False,
-                   round_seconds: float = DEFAULT_ROUND_SECONDS, running_window: int | None = None) -> None:
+                   round_seconds: float = DEFAULT_ROUND_SECONDS, running_window: int | None = None,
+                   backend: str = "auto") -> None:
         if action_mode not in ("discrete", "priority"):
             raise ConfigError(f"action_mode must be 'discrete' or 'priority', got {action_mode!r}")
         if not isinstance(preemption, (bool, np.bool_)):
@@ -562,6 +578,7 @@ class DLClusterEnv(gym.Env):
         table = workload.table
         self._table = table
         self._submit_all = table["submit_time"].to_numpy(dtype=np.float64)
+        self._jobs_all = JobTable(table)  # sliced per episode (factorizing per window costs ms)
         n = len(table)
         if n == 0:
             raise ConfigError(f"trace {workload.name!r} has no jobs")
@@ -594,18 +611,37 @@ class DLClusterEnv(gym.Env):
         self.window_order = window_order
         #: R, the running-job slots (0 without preemption)
         self.R = (int(running_window) if running_window is not None else self.K) if self.preemption else 0
-        self.builder = ObservationBuilder(self.cluster_spec, self._placement, self.K, window_order,
+        self._builder = ObservationBuilder(self.cluster_spec, self._placement, self.K, window_order,
                                           preempt_window=self.R)
-        self.builder.service = self._service
+        self._builder.service = self._service
+        if backend not in BACKENDS:
+            raise ConfigError(f"backend must be one of {BACKENDS}, got {backend!r}")
+        self._kernel = None
+        if backend != "python":
+            from dlsched_gym import kernel  # imports numba; compiles (or loads its cache) on first use
+
+            why = kernel.unsupported(action_mode=action_mode, preemption=self.preemption, perf=perf,
+                                     placement=placement, predictor=predictor, spec=self.cluster_spec,
+                                     workload_table=table)
+            if why and backend == "compiled":
+                raise ConfigError(f"backend='compiled' cannot run this configuration: {'; '.join(why)}; "
+                                  "use backend='python' (or 'auto')")
+            if not why:
+                b = self._builder
+                self._kernel = kernel.CompiledEpisode(self.cluster_spec, placement, self.K, b._rank,
+                                                      b._bucket_of)
+        #: the backend in use: ``"python"`` or ``"compiled"``
+        self.backend = "python" if self._kernel is None else "compiled"
+        self._stale = False  # engine/builder behind the kernel's state
         self._started_now: set[int] = set()
         self._preempted_now: set[int] = set()
-        self.observation_space = self.builder.observation_space()
+        self.observation_space = self._builder.observation_space()
         if action_mode == "discrete":
             self.action_space = spaces.Discrete(self.K + 1 + self.R)
         else:
             self.action_space = spaces.Box(-1.0, 1.0, shape=(self.K,), dtype=np.float32)
         self._engines: OrderedDict[tuple[int, int], Engine] = OrderedDict()
-        self.engine: Engine | None = None
+        self._engine: Engine | None = None
         self.episode = 0
 
     # ------------------------------------------------------------------ episodes
@@ -631,7 +667,8 @@ class DLClusterEnv(gym.Env):
                           citation=self.workload.citation,
                           attrs={**self.workload.attrs, "window": {"start": lo, "num_jobs": hi - lo}})
             eng = Engine(wl, self.cluster_spec, placement=self._placement, perf=self.perf,
-                         predictor=self.predictor_name, seed=seed, timeline_interval=None)
+                         predictor=self.predictor_name, seed=seed, timeline_interval=None,
+                         jobs=self._jobs_all.window(lo, hi))
             self._engines[key] = eng
             if len(self._engines) > 64:
                 self._engines.popitem(last=False)
@@ -640,7 +677,7 @@ class DLClusterEnv(gym.Env):
         eng.seed = seed
         if isinstance(self.placement_option, str) and self.placement_option == "random":
             eng.placement = make_placement("random", seed)
-            self._placement = self.builder.placement = eng.placement
+            self._placement = self._builder.placement = eng.placement
         return eng
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
@@ -663,16 +700,16 @@ class DLClusterEnv(gym.Env):
         eng.reset()
         if self.preemption:
             eng.round_seconds = self.round_seconds  # the env's own rounds (reset unbinds any)
-        self.engine = eng
+        self._engine = eng
         self.episode += 1
         self.window_start = start
         jobs = eng.jobs
-        self.builder.bind(jobs.num_gpus, jobs.submit_time)
+        self._builder.bind(jobs.num_gpus, jobs.submit_time)
         view = eng.view
         # Oracle and noisy predictions never change during an episode: ask once for every job.
         self._static_pred = eng.predictor.name in ("oracle", "noisy")
         if self._static_pred:
-            self.builder.predict(range(jobs.n), view.predict_duration)
+            self._builder.predict(range(jobs.n), view.predict_duration)
         self._last_jis = 0.0
         self._last_busy = 0.0
         self.invalid_actions = 0
@@ -680,19 +717,55 @@ class DLClusterEnv(gym.Env):
         self._stalled = False
         self._started_now.clear()
         self._preempted_now.clear()
-        if eng.next_decision():
+        if self._kernel is not None:
+            b = self._builder
+            self._kernel.bind(jobs.submit_time, eng.work, jobs.num_gpus, b.pred, b.by_duration,
+                              b._gpus_feat, b._pred_feat, b._work_feat)
+            self._ended = self._transition(0, 0)
+        elif eng.next_decision():
             self._ended = self._settle()
         else:
             self._fill()
             self._ended = True
-        return self.builder.observe(), self._info(self._ended, 0.0, 0.0)
+        return self._builder.observe(), self._info(self._ended, 0.0, 0.0)
+
+    # ------------------------------------------------------------------ compiled backend
+    def _transition(self, op: int, slot: int) -> bool:
+        """One kernel call (see :func:`dlsched_gym.kernel._episode`); whether the episode ended."""
+        k = self._kernel
+        r = k.transition(op, slot, self._builder.mask, self._builder.flat)
+        self._stale = True
+        if r < 0:  # the mask and the placement disagree: a bug, not an agent's mistake
+            raise SchedulerError(f"compiled backend: slot {slot} was valid but its job does not fit")
+        self._status = status = k.status()
+        self.forced_starts, self._stalled = status.forced_starts, status.stalled
+        return r == 1
+
+    def _sync(self) -> None:
+        """Bring the Python engine and builder up to the kernel's state."""
+        if self._stale:
+            self._kernel.write_back(self._engine, self._builder)
+            self._stale = False
+
+    @property
+    def engine(self) -> Engine | None:
+        """The episode's :class:`~dlsched_gym.engine.Engine` (None before the first reset); read
+        only: the env drives it."""
+        self._sync()
+        return self._engine
+
+    @property
+    def builder(self) -> ObservationBuilder:
+        """The :class:`ObservationBuilder` holding the current observation, mask and window."""
+        self._sync()
+        return self._builder
 
     # ------------------------------------------------------------------ dynamics
     def _settle(self) -> bool:
         """Advance while no visible job fits, then fill the observation; True when the episode
         is over."""
-        eng = self.engine
-        b = self.builder
+        eng = self._engine
+        b = self._builder
         while True:
             if eng.free_gpus == 0 and eng.alloc and not (self.preemption and eng.queue):
                 # nothing can fit and a completion is pending: skip the window altogether
@@ -716,17 +789,17 @@ class DLClusterEnv(gym.Env):
 
     def _fill(self) -> None:
         """Observation and mask of the current state, without advancing."""
-        eng = self.engine
+        eng = self._engine
         q = eng.queue
-        self.builder.update_mask(q, eng.node_free, eng.free_gpus, eng.gpu_load, len(q), eng.alloc,
+        self._builder.update_mask(q, eng.node_free, eng.free_gpus, eng.gpu_load, len(q), eng.alloc,
                                  self._preempted_now, self._started_now)
-        self.builder.update_features(eng.now, q, len(q), eng.node_free, eng.free_gpus, eng.alloc,
+        self._builder.update_features(eng.now, q, len(q), eng.node_free, eng.free_gpus, eng.alloc,
                                      len(eng.alloc), eng.arrivals_left)
 
     def _advance(self) -> bool:
         """Move to the next decision point; False when the episode is over (all jobs ended, or a
         stall: queued jobs, nothing running, nothing left to arrive)."""
-        eng = self.engine
+        eng = self._engine
         if eng.finished_count + eng.rejected_count == eng.jobs.n:
             return False
         if not eng.alloc and eng.arrivals_left == 0 and not (self.preemption and eng.queue):
@@ -738,31 +811,31 @@ class DLClusterEnv(gym.Env):
         return eng.next_decision()
 
     def _start(self, job: int) -> None:
-        eng = self.engine
+        eng = self._engine
         eng.apply((Start(job),))
-        self.builder.started(job, eng.now)
+        self._builder.started(job, eng.now)
         if self.preemption:
             self._started_now.add(job)
 
     def _service(self, job: int) -> tuple[float, float, float]:
         """The builder's ``service``: attained GPU-seconds, executed seconds and seconds since the
         job (re)started (0 when queued), from the engine."""
-        eng = self.engine
+        eng = self._engine
         since = eng.now - eng.run_since[job] if job in eng.alloc else 0.0
         return eng.attained_service(job), eng.executed_time(job), since
 
     def action_masks(self) -> np.ndarray:
         """Valid actions (bool, K+1): slots holding a job that fits now, and WAIT (always)."""
-        return self.builder.mask.copy()
+        return self._builder.mask.copy()
 
     def step(self, action):
         """Apply one action; see the module docstring for the semantics."""
-        if self.engine is None:
+        if self._engine is None:
             raise gym.error.ResetNeeded("call reset() before step()")
         if self._ended:
             raise gym.error.ResetNeeded("the episode is over; call reset()")
-        b = self.builder
-        eng = self.engine
+        b = self._builder
+        eng = self._engine
         if self.action_mode == "discrete":
             if type(action) is int or isinstance(action, np.integer):
                 a = int(action)  # fast path: a plain or numpy integer scalar
@@ -781,6 +854,16 @@ class DLClusterEnv(gym.Env):
                                              "env.action_masks() or invalid_action='wait'")
                 self.invalid_actions += 1
                 a = K
+            if self._kernel is not None:
+                ended = self._transition(1, a)
+                jis, busy = self._status.jobs_in_system_seconds, self._status.busy_gpu_seconds
+                jct_term, util_term = reward_terms(jis - self._last_jis, busy - self._last_busy,
+                                                   self.cluster_spec.num_gpus, self.reward_scale,
+                                                   self.util_weight)
+                self._last_jis, self._last_busy = jis, busy
+                self._ended = ended
+                return (b.observe(), jct_term + util_term, ended and not self._stalled,
+                        ended and self._stalled, self._info(ended, jct_term, util_term))
             if a < K:
                 self._start(b.slot_list[a])
                 ended = False
@@ -839,14 +922,21 @@ class DLClusterEnv(gym.Env):
                 "(preemptable once the clock moves)")
 
     def _info(self, ended: bool, jct_term: float, util_term: float) -> dict[str, Any]:
-        eng = self.engine
-        info = {"reward_jct": jct_term, "reward_util": util_term, "time": eng.now,
-                "action_mask": self.builder.mask.copy(),
-                "queued": len(eng.queue), "running": len(eng.alloc), "busy_gpus": eng.busy_gpus,
-                "jobs_finished": eng.finished_count, "invalid_actions": self.invalid_actions,
+        k = self._kernel
+        if k is None:
+            eng = self._engine
+            now, queued, running, busy, finished = (eng.now, len(eng.queue), len(eng.alloc),
+                                                    eng.busy_gpus, eng.finished_count)
+        else:
+            st = self._status
+            now, queued, running, busy, finished = st.now, st.queued, st.running, st.busy_gpus, st.finished
+        info = {"reward_jct": jct_term, "reward_util": util_term, "time": now,
+                "action_mask": self._builder.mask.copy(),
+                "queued": queued, "running": running, "busy_gpus": busy,
+                "jobs_finished": finished, "invalid_actions": self.invalid_actions,
                 "forced_starts": self.forced_starts, "stalled": self._stalled}
         if ended:
-            summary = summarize(eng.result("agent"))
+            summary = summarize(self.engine.result("agent"))
             info["episode_summary"] = summary
             info["avg_jct"] = summary["avg_jct"]
             info["gpu_utilization"] = summary["gpu_utilization"]

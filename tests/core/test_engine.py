@@ -201,3 +201,35 @@ def test_rounds_wake_a_round_only_scheduler_on_an_idle_cluster(make_workload):
     assert res.jobs_frame()["end_time"].tolist() == [460.0] and not res.stalled
     lazy = Engine(wl, "1x1").run(Scripted({}, round_seconds=360.0))
     assert lazy.stalled
+
+
+def test_job_table_window_is_the_table_of_the_shifted_rows(make_workload):
+    # Rows 1..3 of a four-job trace: submit times 10, 25, 40 and deadlines shift to start at 0,
+    # every other column is sliced, and codes name the same strings as a table built afresh.
+    from dlsched_gym.engine import JobTable
+    from dlsched_gym.workload import Workload
+
+    wl = make_workload([(0, 100, 4, {"user": "u2", "deadline": 500.0}),
+                        (10, 50, 2, {"user": "u1", "deadline": 300.0}),
+                        (25, 30, 2, {"user": "u3", "deadline": 90.0}),
+                        (40, 30, 1, {"user": "u1", "deadline": 200.0})])
+    window = JobTable(wl.table).window(1, 4)
+    rows = wl.table.iloc[1:4].copy().reset_index(drop=True)
+    rows["submit_time"] -= 10.0
+    rows["deadline"] -= 10.0
+    fresh = JobTable(rows)
+    assert window.n == 3 and window.job_id.tolist() == ["j1", "j2", "j3"]
+    assert window.submit_time.tolist() == [0.0, 15.0, 30.0]
+    assert window.deadline.tolist() == [290.0, 80.0, 190.0]
+    for col in JobTable.NUMERIC:
+        np.testing.assert_array_equal(getattr(window, col), getattr(fresh, col), err_msg=col)
+    for col in JobTable.CATEGORICAL:
+        assert ([window.names[col][c] for c in getattr(window, col)]
+                == [fresh.names[col][c] for c in getattr(fresh, col)]), col
+    # an engine on the window gives the same result with the sliced table as without
+    sub = Workload(table=rows, name="window")
+    a = summarize(Engine(sub, "1x4", jobs=window).run(make("fifo")))
+    b = summarize(Engine(sub, "1x4").run(make("fifo")))
+    assert a == b
+    with pytest.raises(Exception, match="jobs has 3 rows"):
+        Engine(wl, "1x4", jobs=window)
