@@ -2,8 +2,10 @@
 
     python benchmarks/env_steps.py [--steps N] [--n-envs 1,4] [--trace NAME]
 
-Rows: the bare env in one process (resets included), and SB3 SubprocVecEnv with N workers (masks
-fetched with ``env_method("action_masks")`` every step, as MaskablePPO does). For reference, the
+Rows: the bare env in one process (resets included) on its default compiled backend and on the
+Python backend, and SB3 SubprocVecEnv with N workers and DummyVecEnv with N envs in this process
+(masks fetched with ``env_method("action_masks")`` every step, as MaskablePPO does, answered by
+``MaskFromInfo`` as in training). For reference, the
 engine alone replaying the same windows under FIFO (decisions per second) bounds what the env can
 reach: every env step is at least one engine start or one decision point. Rates are given per
 wall-clock second and, for the single-process rows, per CPU second of this process (steadier on a
@@ -36,11 +38,20 @@ def single_process(kwargs: dict, steps: int, seed: int = 0) -> tuple[float, floa
     return steps / (time.perf_counter() - t0), steps / (time.process_time() - c0)
 
 
-def vectorized(kwargs: dict, steps: int, n_envs: int, seed: int = 0) -> float:
-    """Total steps/s of a SubprocVecEnv of ``n_envs`` workers."""
-    from dlsched_gym.agents import make_vec_env
+def vectorized(kwargs: dict, steps: int, n_envs: int, seed: int = 0, in_process: bool = False) -> float:
+    """Total steps/s of a SubprocVecEnv of ``n_envs`` workers (``in_process``: a DummyVecEnv,
+    every env stepped in this process), both as ``make_vec_env`` wraps them."""
+    from stable_baselines3.common.vec_env import DummyVecEnv, VecMonitor
 
-    vec = make_vec_env("DLCluster-v0", kwargs, n_envs, seed)
+    from dlsched_gym.agents import make_vec_env
+    from dlsched_gym.agents.training import MaskFromInfo, _make_env
+
+    if in_process:
+        vec = VecMonitor(MaskFromInfo(DummyVecEnv([_make_env("DLCluster-v0", kwargs)
+                                                   for _ in range(n_envs)])))
+        vec.seed(seed)
+    else:
+        vec = make_vec_env("DLCluster-v0", kwargs, n_envs, seed)
     rng = np.random.default_rng(seed)
     vec.reset()
     rounds = max(steps // n_envs, 1)
@@ -85,9 +96,13 @@ def main() -> None:
     if args.trace:
         kwargs["trace"] = args.trace
     rows = [("engine alone, FIFO (decisions/s)", engine_fifo(kwargs)),
-            ("env, 1 process", single_process(kwargs, args.steps))]
+            ("env, 1 process (compiled backend)", single_process(kwargs, args.steps)),
+            ("env, 1 process (python backend)", single_process({**kwargs, "backend": "python"},
+                                                               args.steps))]
     for n in (int(x) for x in args.n_envs.split(",") if x):
         rows.append((f"SubprocVecEnv x {n}", (vectorized(kwargs, args.steps, n), float("nan"))))
+        rows.append((f"DummyVecEnv x {n}", (vectorized(kwargs, args.steps, n, in_process=True),
+                                            float("nan"))))
     print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, python {platform.python_version()}")
     print(f"{'setup':36s} {'per wall s':>11s} {'per CPU s':>11s}")
     for name, (wall, cpu) in rows:

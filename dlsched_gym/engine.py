@@ -1211,7 +1211,13 @@ class SimResult:
         self.stalled = engine.stalled
         self.truncated = engine.truncated
         self.decisions = engine.decisions
-        self.timeline = pd.DataFrame(engine._timeline, columns=["time", "queued", "running", "busy_gpus"])
+        self._timeline_rows = list(engine._timeline)
+
+    @property
+    def timeline(self) -> pd.DataFrame:
+        """The engine's samples: time, queued jobs, running jobs, busy GPUs (built when read: most
+        results, e.g. every env episode's, are only summarized)."""
+        return pd.DataFrame(self._timeline_rows, columns=["time", "queued", "running", "busy_gpus"])
 
     def jobs_frame(self) -> pd.DataFrame:
         """One row per job: ids, times, JCT, queueing delay, GPUs, preemptions, final state."""

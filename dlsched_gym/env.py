@@ -652,23 +652,23 @@ class DLClusterEnv(gym.Env):
         end = int(np.searchsorted(self._submit_all, t0 + self.episode_seconds, side="left"))
         return start, max(end, start + 1)
 
-    def _engine_for(self, lo: int, hi: int, seed: int) -> Engine:
-        """An engine on jobs ``lo..hi-1``; cached (a few dozen) because building one costs ms."""
+    def _engine_for(self, lo: int, hi: int, seed: int) -> tuple[Engine, bool]:
+        """An engine on jobs ``lo..hi-1``, and whether it was just built (and reset); cached (a
+        few dozen) because building one costs ms."""
         key = (lo, hi)
         eng = self._engines.get(key)
-        if eng is None:
-            sub = self._table.iloc[lo:hi].copy()
-            shift = sub["submit_time"].iloc[0]
-            sub["submit_time"] -= shift
-            sub["deadline"] -= shift
-            sub = sub.reset_index(drop=True)
+        fresh = eng is None
+        if fresh:
+            jobs = self._jobs_all.window(lo, hi)  # submit times and deadlines shifted to 0
+            sub = self._table.iloc[lo:hi].reset_index(drop=True).assign(
+                submit_time=np.array(jobs.submit_time), deadline=np.array(jobs.deadline))
             wl = Workload(table=sub, name=f"{self.workload.name}[{lo}:{hi}]",
                           source=self.workload.source, license=self.workload.license,
                           citation=self.workload.citation,
                           attrs={**self.workload.attrs, "window": {"start": lo, "num_jobs": hi - lo}})
             eng = Engine(wl, self.cluster_spec, placement=self._placement, perf=self.perf,
                          predictor=self.predictor_name, seed=seed, timeline_interval=None,
-                         jobs=self._jobs_all.window(lo, hi))
+                         jobs=jobs)
             self._engines[key] = eng
             if len(self._engines) > 64:
                 self._engines.popitem(last=False)
@@ -678,7 +678,7 @@ class DLClusterEnv(gym.Env):
         if isinstance(self.placement_option, str) and self.placement_option == "random":
             eng.placement = make_placement("random", seed)
             self._placement = self._builder.placement = eng.placement
-        return eng
+        return eng, fresh
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         """Start an episode on a window drawn with ``self.np_random`` (or ``options["start"]``)."""
@@ -696,8 +696,9 @@ class DLClusterEnv(gym.Env):
             start = int(self.starts[self.np_random.integers(len(self.starts))])
         eng_seed = int(self.np_random.integers(2**31 - 1))
         lo, hi = self._window(start)
-        eng = self._engine_for(lo, hi, eng_seed)
-        eng.reset()
+        eng, fresh = self._engine_for(lo, hi, eng_seed)
+        if not fresh:
+            eng.reset()
         if self.preemption:
             eng.round_seconds = self.round_seconds  # the env's own rounds (reset unbinds any)
         self._engine = eng
