@@ -64,6 +64,12 @@ cluster), the episode ends with ``truncated=True`` and ``info["stalled"] = True`
 
 Invalid actions raise :class:`InvalidActionError` (``invalid_action="raise"``, the default) or
 become WAIT, counted in ``info["invalid_actions"]`` (``invalid_action="wait"``).
+
+**Backends.** Without preemption, with the ``duration`` perf model, ``consolidated`` or
+``first-fit`` placement, a fixed predictor and a plain cluster, the transitions run in
+:mod:`dlsched_gym.kernel` (numba), one compiled call per step, bit-identical to the Python
+:class:`~dlsched_gym.engine.Engine` and :class:`ObservationBuilder` that run everything else
+(``backend`` option).
 """
 
 from __future__ import annotations
@@ -620,7 +626,7 @@ class DLClusterEnv(gym.Env):
         if backend != "python":
             from dlsched_gym import kernel  # imports numba; compiles (or loads its cache) on first use
 
-            why = kernel.unsupported(action_mode=action_mode, preemption=self.preemption, perf=perf,
+            why = kernel.unsupported(preemption=self.preemption, perf=perf,
                                      placement=placement, predictor=predictor, spec=self.cluster_spec,
                                      workload_table=table)
             if why and backend == "compiled":
@@ -742,6 +748,18 @@ class DLClusterEnv(gym.Env):
         self.forced_starts, self._stalled = status.forced_starts, status.stalled
         return r == 1
 
+    def _compiled_outcome(self, ended: bool):
+        """``step``'s return after a kernel transition (reward from the kernel's integrals)."""
+        st = self._status
+        jct_term, util_term = reward_terms(st.jobs_in_system_seconds - self._last_jis,
+                                           st.busy_gpu_seconds - self._last_busy,
+                                           self.cluster_spec.num_gpus, self.reward_scale,
+                                           self.util_weight)
+        self._last_jis, self._last_busy = st.jobs_in_system_seconds, st.busy_gpu_seconds
+        self._ended = ended
+        return (self._builder.observe(), jct_term + util_term, ended and not self._stalled,
+                ended and self._stalled, self._info(ended, jct_term, util_term))
+
     def _sync(self) -> None:
         """Bring the Python engine and builder up to the kernel's state."""
         if self._stale:
@@ -856,15 +874,7 @@ class DLClusterEnv(gym.Env):
                 self.invalid_actions += 1
                 a = K
             if self._kernel is not None:
-                ended = self._transition(1, a)
-                jis, busy = self._status.jobs_in_system_seconds, self._status.busy_gpu_seconds
-                jct_term, util_term = reward_terms(jis - self._last_jis, busy - self._last_busy,
-                                                   self.cluster_spec.num_gpus, self.reward_scale,
-                                                   self.util_weight)
-                self._last_jis, self._last_busy = jis, busy
-                self._ended = ended
-                return (b.observe(), jct_term + util_term, ended and not self._stalled,
-                        ended and self._stalled, self._info(ended, jct_term, util_term))
+                return self._compiled_outcome(self._transition(1, a))
             if a < K:
                 self._start(b.slot_list[a])
                 ended = False
@@ -887,6 +897,10 @@ class DLClusterEnv(gym.Env):
                 scores = None
             if scores is None or scores.shape != (self.K,) or not np.isfinite(scores).all():
                 raise InvalidActionError(f"action {action!r}: expected {self.K} finite scores")
+            if self._kernel is not None:
+                n = self._kernel.num_slots
+                self._kernel.order[:n] = np.argsort(-scores[:n], kind="stable")
+                return self._compiled_outcome(self._transition(2, n))
             slots = b.slots
             for slot in b.priority_order(scores):
                 if b.fits(slots[slot:slot + 1], eng.node_free, eng.free_gpus, eng.gpu_load)[0]:

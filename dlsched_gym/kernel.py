@@ -60,17 +60,15 @@ _FREE_BUCKETS = 9
 _FEATURES = 8
 
 
-def unsupported(*, action_mode: str, preemption: bool, perf, placement, predictor,
+def unsupported(*, preemption: bool, perf, placement, predictor,
                 spec: ClusterSpec, workload_table) -> list[str]:
     """Why the compiled backend cannot run this env configuration (empty: it can).
 
-    It needs: discrete actions without preemption, the ``duration`` perf model, ``consolidated``
+    It needs: no preemption, the ``duration`` perf model, ``consolidated``
     or ``first-fit`` placement, a fixed predictor (``oracle`` or ``noisy``), a cluster without GPU
     sharing, regions or an inference pool, and jobs without a requested GPU type.
     """
     why = []
-    if action_mode != "discrete":
-        why.append(f"action_mode={action_mode!r} (needs 'discrete')")
     if preemption:
         why.append("preemption=True")
     if perf != "duration":
@@ -338,6 +336,21 @@ def _start(iv, fv, j, req, work, pred, state, first_start, pred_end, qnext, qpre
 
 
 @njit(cache=True)
+def _fits(iv, g, node_free):
+    """Whether a gang of ``g`` GPUs fits now (the builder's rule for the placement)."""
+    free = iv[_FREE]
+    if iv[_NODE_RULE] == 1:
+        largest = 0
+        for v in range(iv[_NODES]):
+            if node_free[v] > largest:
+                largest = node_free[v]
+        if iv[_ALL_SMALL] == 1:
+            return g <= largest
+        return g <= (largest if g <= iv[_MAX_NODE] else free)
+    return g <= free
+
+
+@njit(cache=True)
 def _update_mask(iv, req, qnext, node_free, slots, mask):
     """The visible window and its mask; whether a visible job fits."""
     K = iv[_K]
@@ -462,10 +475,11 @@ def _update_features(iv, fv, submit, req, gpus_feat, pred_feat, work_feat, pred_
 
 
 @njit(cache=True)
-def _episode(op, slot, iv, fv, jf, ji, pos, h_time, cl, gpu_of, rank, slots, mask, obs):
+def _episode(op, slot, iv, fv, jf, ji, pos, h_time, cl, gpu_of, rank, slots, order, mask, obs):
     """One env transition. ``op`` 0: the first decision point of an episode (``reset``); 1: start
-    the job in visible slot ``slot`` (``slot == K``: WAIT). Returns whether the episode ended;
-    -1 when a start did not fit (the caller raises).
+    the job in visible slot ``slot`` (``slot == K``: WAIT); 2 (``action_mode="priority"``): try
+    the visible slots ``order[:slot]`` in turn, start each that fits, then advance. Returns
+    whether the episode ended; -1 when a start did not fit (the caller raises).
 
     The arguments are packed (numba's call overhead grows with their number): per-job floats
     ``jf`` and ints ``ji`` by row (``_JF_*``, ``_JI_*``), position-indexed int lists ``pos``
@@ -498,6 +512,17 @@ def _episode(op, slot, iv, fv, jf, ji, pos, h_time, cl, gpu_of, rank, slots, mas
                               fin_batch):
             ended = True
             settle = False
+    elif op == 2:  # priority: start every visible job that fits, in ``order``, then advance
+        for r in range(slot):
+            j = slots[order[r]]
+            if _fits(iv, req[j], node_free):
+                if not _start(iv, fv, j, req, work, pred, state, first_start, pred_end, qnext, qprev,
+                              running, h_time, h_seq, h_job, gpu_of, gpu_off, gpu_load, gpu_node,
+                              node_free, node_first_gpu):
+                    return -1
+        ended = not _advance(iv, fv, submit, key, req, state, end_time, qnext, qprev, running, h_time,
+                             h_seq, h_job, gpu_of, gpu_off, gpu_load, gpu_node, node_free, fin_batch)
+        settle = not ended
     else:
         a = slot
         if a == K and iv[_NRUN] == 0 and iv[_NEXT] == n:
@@ -603,6 +628,8 @@ class CompiledEpisode:
         self.node_free = self.cl[:nodes]
         self.gpu_load = self.cl[nodes:nodes + gpus]
         self.slots = np.zeros(self.K, dtype=np.int64)
+        #: slot order of a priority-mode transition (its first ``slot`` entries)
+        self.order = np.zeros(self.K, dtype=np.int64)
 
     def bind(self, submit: np.ndarray, work: np.ndarray, req: np.ndarray, pred: np.ndarray,
              by_duration: bool, gpus_feat: list[float], pred_feat: list[float],
@@ -644,7 +671,7 @@ class CompiledEpisode:
     def transition(self, op: int, slot: int, mask: np.ndarray, obs: np.ndarray) -> int:
         """Run :func:`_episode` (``obs``: the builder's flat buffer); see there."""
         return _episode(op, slot, self.iv, self.fv, self.jf, self.ji, self.pos, self.h_time,
-                        self.cl, self.gpu_of, self.rank, self.slots, mask, obs)
+                        self.cl, self.gpu_of, self.rank, self.slots, self.order, mask, obs)
 
     def status(self) -> Status:
         """The numbers the env reports after a transition."""
@@ -652,6 +679,11 @@ class CompiledEpisode:
         now, busy, _, jis = self.fv.tolist()
         return Status(now, jis, busy, iv[_QLEN], iv[_NRUN], iv[_GPUS] - iv[_FREE], iv[_DONE],
                       iv[_FORCED], iv[_STALLED] == 1)
+
+    @property
+    def num_slots(self) -> int:
+        """Jobs in the visible window."""
+        return int(self.iv[_NSLOTS])
 
     def slot_list(self) -> list[int]:
         """Job ids in the visible slots."""

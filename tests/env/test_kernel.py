@@ -74,7 +74,8 @@ def assert_same_step(a, b) -> None:
 
 def play(kwargs: dict, actions: list[int], seed: int, check_every: int) -> int:
     """Drive both backends with the same choices (``actions[i] % valid``, or an invalid one when
-    negative and ``invalid_action="wait"``); returns the steps played."""
+    negative and ``invalid_action="wait"``; in priority mode, scores drawn from ``actions[i]``,
+    rounded so that ties occur); returns the steps played."""
     py = DLClusterEnv(backend="python", **kwargs)
     co = DLClusterEnv(backend="compiled", **kwargs)
     assert py.backend == "python" and co.backend == "compiled"
@@ -84,7 +85,9 @@ def play(kwargs: dict, actions: list[int], seed: int, check_every: int) -> int:
         assert mask.tolist() == co.action_masks().tolist()
         valid = np.flatnonzero(mask)
         invalid = np.flatnonzero(~mask)
-        if choice < 0 and kwargs.get("invalid_action") == "wait" and len(invalid):
+        if kwargs.get("action_mode") == "priority":
+            action = np.round(np.random.default_rng(choice + 10).uniform(-1, 1, py.K), 1)
+        elif choice < 0 and kwargs.get("invalid_action") == "wait" and len(invalid):
             action = int(invalid[-choice % len(invalid)])
         else:
             action = int(valid[choice % len(valid)])
@@ -119,6 +122,7 @@ def configurations(draw):
         "load": draw(st.sampled_from([1.0, 3.0])),
         "window": draw(st.integers(1, 5)),
         "placement": draw(st.sampled_from(["consolidated", "first-fit"])),
+        "action_mode": draw(st.sampled_from(["discrete", "discrete", "priority"])),
         "window_order": draw(st.sampled_from(["arrival", "duration"])),
         "predictor": draw(st.sampled_from(["oracle", "noisy"])),
         "invalid_action": draw(st.sampled_from(["raise", "wait"])),
@@ -139,6 +143,7 @@ def test_compiled_backend_is_bit_identical_to_python(config):
     {},  # DLCluster-v0: Philly VC 103959 at 4x load, K = 32
     {"window_order": "duration", "window": 8, "predictor": "noisy"},
     {"placement": "first-fit", "load": 8.0, "reward": {"scale": 3600.0, "util_weight": 1.0}},
+    {"action_mode": "priority", "window_order": "duration"},
 ])
 def test_compiled_backend_matches_on_the_default_trace(philly_workload, kwargs, seed=3):
     rng = np.random.default_rng(seed)
@@ -181,7 +186,8 @@ def test_stalled_episode_and_forced_starts_match():
 
 def test_auto_picks_compiled_when_supported_and_python_otherwise(philly_env_kwargs):
     assert DLClusterEnv(**philly_env_kwargs).backend == "compiled"
-    for extra in ({"preemption": True}, {"action_mode": "priority"}, {"placement": "spread"},
+    assert DLClusterEnv(**philly_env_kwargs, action_mode="priority").backend == "compiled"
+    for extra in ({"preemption": True}, {"placement": "spread"},
                   {"predictor": "history"}, {"perf": "throughput"}):
         assert DLClusterEnv(**philly_env_kwargs, **extra).backend == "python", extra
 
