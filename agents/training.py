@@ -86,14 +86,27 @@ class MaskFromInfo(VecEnvWrapper):
         return self.venv.env_method(method_name, *method_args, indices=indices, **method_kwargs)
 
 
+#: ``vec_env`` choices of :func:`make_vec_env` and :func:`train`.
+VEC_ENVS = ("subproc", "dummy")
+
+
 def make_vec_env(env_id: str, env_kwargs: Mapping[str, Any] | None, n_envs: int, seed: int,
-                 monitor_file: str | None = None):
-    """``n_envs`` copies of the env (SubprocVecEnv behind :class:`MaskFromInfo`, or DummyVecEnv
-    for one) seeded ``seed + i``, wrapped in a VecMonitor that logs each episode's ``avg_jct``."""
+                 monitor_file: str | None = None, vec_env: str = "subproc"):
+    """``n_envs`` copies of the env seeded ``seed + i``, wrapped in a VecMonitor that logs each
+    episode's ``avg_jct``: worker processes (``vec_env="subproc"``, a SubprocVecEnv behind
+    :class:`MaskFromInfo`) or all in this process (``"dummy"``, a DummyVecEnv; always for one env).
+    On the compiled backend a step takes tens of microseconds, less than a round trip to a worker,
+    so ``"dummy"`` is the faster choice unless the policy leaves cores idle (measured in the
+    README)."""
     if n_envs < 1:
         raise ConfigError(f"n_envs must be >= 1, got {n_envs}")
+    if vec_env not in VEC_ENVS:
+        raise ConfigError(f"vec_env must be one of {VEC_ENVS}, got {vec_env!r}")
     fns = [_make_env(env_id, dict(env_kwargs or {})) for _ in range(n_envs)]
-    vec = DummyVecEnv(fns) if n_envs == 1 else MaskFromInfo(SubprocVecEnv(fns))
+    if n_envs == 1:
+        vec = DummyVecEnv(fns)
+    else:
+        vec = MaskFromInfo(SubprocVecEnv(fns) if vec_env == "subproc" else DummyVecEnv(fns))
     vec.seed(seed)
     return VecMonitor(vec, filename=monitor_file, info_keywords=("avg_jct",))
 
@@ -361,7 +374,7 @@ def train(algo: str = "maskable_ppo", env_id: str = "DLCluster-v0",
           checkpoint_freq: int | None = None, bc_teacher: Any = None, bc_steps: int = 5000,
           bc_epochs: int = 5, bc_dagger_rounds: int = 0, normalize_reward: bool = True,
           policy_kwargs: Mapping[str, Any] | None = None, algo_kwargs: Mapping[str, Any] | None = None,
-          torch_threads: int | None = 1) -> Path:
+          torch_threads: int | None = 1, vec_env: str = "subproc") -> Path:
     """Train an agent on ``env_id`` and return the output directory (see the module docstring).
 
     Args:
@@ -371,7 +384,7 @@ def train(algo: str = "maskable_ppo", env_id: str = "DLCluster-v0",
         env_kwargs: env options; training uses ``split="train"`` and evaluation ``split="test"``
             unless ``env_kwargs`` sets ``split`` or ``windows``.
         timesteps: total env steps (over all envs).
-        n_envs: parallel envs (SubprocVecEnv when > 1), seeded ``seed + i``.
+        n_envs: parallel envs, seeded ``seed + i``.
         seed: seeds the model and the envs.
         out_dir: where logs, checkpoints and models go.
         progress: show a progress bar.
@@ -391,6 +404,8 @@ def train(algo: str = "maskable_ppo", env_id: str = "DLCluster-v0",
         policy_kwargs, algo_kwargs: passed to the SB3 algorithm.
         torch_threads: ``torch.set_num_threads`` for this process (small networks train fastest on
             one thread); None leaves it alone.
+        vec_env: ``"subproc"`` (worker processes) or ``"dummy"`` (every env in this process); see
+            :func:`make_vec_env`.
     """
     algos = algorithms()
     if algo not in algos:
@@ -408,7 +423,10 @@ def train(algo: str = "maskable_ppo", env_id: str = "DLCluster-v0",
     action_mode = kwargs.get("action_mode", "discrete")
     policy, default_pk = _policy_for(algo, action_mode)
 
+    if vec_env not in VEC_ENVS:
+        raise ConfigError(f"vec_env must be one of {VEC_ENVS}, got {vec_env!r}")
     config = {"algo": algo, "env_id": env_id, "timesteps": timesteps, "n_envs": n_envs, "seed": seed,
+              "vec_env": vec_env,
               "env_kwargs": {k: (v if isinstance(v, (int, float, str, list, tuple, dict, type(None)))
                                  else repr(v)) for k, v in kwargs.items()},
               "bc_teacher": getattr(bc_teacher, "name", bc_teacher), "eval_baseline": eval_baseline}
@@ -416,7 +434,7 @@ def train(algo: str = "maskable_ppo", env_id: str = "DLCluster-v0",
     tmp.write_text(json.dumps(config, indent=2))
     os.replace(tmp, out / "config.json")
 
-    vec = make_vec_env(env_id, train_kwargs, n_envs, seed, str(out / "monitor.csv"))
+    vec = make_vec_env(env_id, train_kwargs, n_envs, seed, str(out / "monitor.csv"), vec_env)
     if normalize_reward:
         vec = VecNormalize(vec, norm_obs=False, norm_reward=True,
                            gamma=float(dict(algo_kwargs or {}).get("gamma", 0.99)))

@@ -376,6 +376,9 @@ def _train_args(p: argparse.ArgumentParser) -> None:
                    help='environment options as a JSON object, e.g. \'{"trace": "philly"}\'')
     p.add_argument("--timesteps", type=int, required=True, metavar="N", help="training steps")
     p.add_argument("--n-envs", type=int, default=4, metavar="M", help="parallel envs (default 4)")
+    p.add_argument("--vec-env", choices=("subproc", "dummy"), default="subproc",
+                   help="envs in worker processes (subproc, default) or all in this one (dummy: "
+                        "faster on few cores with the compiled backend)")
     p.add_argument("--seed", type=int, default=0, help="seed (default 0)")
     p.add_argument("--out", required=True, metavar="DIR", help="output directory")
     p.add_argument("--resume", action="store_true", help="continue from the checkpoint in DIR")
@@ -396,7 +399,8 @@ def _train(args: argparse.Namespace) -> int:
 
     path = _api(agents, "train")(
         algo=args.algo.replace("-", "_"), env_id=args.env, env_kwargs=env_kwargs, timesteps=args.timesteps,
-        n_envs=args.n_envs, seed=args.seed, out_dir=Path(args.out), progress=True, resume=args.resume)
+        n_envs=args.n_envs, seed=args.seed, out_dir=Path(args.out), progress=True, resume=args.resume,
+        vec_env=args.vec_env)
     print(f"saved {path}")
     return 0
 

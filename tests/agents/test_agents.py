@@ -156,10 +156,13 @@ def test_resumed_training_keeps_its_evaluations_and_best_score(env_kwargs, tmp_p
     assert [r.split(",")[0] for r in (out / "evaluations.csv").read_text().splitlines()[1:]] == ["0", "64"]
 
 
-def test_vectorized_masks_come_with_the_steps(env_kwargs):
-    vec = agents.make_vec_env("DLCluster-v0", dict(env_kwargs, episode_jobs=12), 2, seed=0)
+@pytest.mark.parametrize("vec_env", ["subproc", "dummy"])
+def test_vectorized_masks_come_with_the_steps(env_kwargs, vec_env):
+    vec = agents.make_vec_env("DLCluster-v0", dict(env_kwargs, episode_jobs=12), 2, seed=0,
+                              vec_env=vec_env)
     inner = vec.venv
     assert isinstance(inner, agents.training.MaskFromInfo)
+    assert type(inner.venv).__name__ == {"subproc": "SubprocVecEnv", "dummy": "DummyVecEnv"}[vec_env]
     vec.reset()
     rng = np.random.default_rng(0)
     resets = 0
@@ -172,3 +175,5 @@ def test_vectorized_masks_come_with_the_steps(env_kwargs):
     assert resets > 0                      # auto-resets happened: their first masks were kept too
     assert vec.env_method("get_wrapper_attr", "K") == [8, 8]   # other methods still reach the envs
     vec.close()
+    with pytest.raises(ConfigError, match="vec_env must be one of"):
+        agents.make_vec_env("DLCluster-v0", env_kwargs, 2, seed=0, vec_env="ray")

@@ -189,8 +189,10 @@ def test_train_calls_agents_train(tmp_path, monkeypatch, capsys):
     assert main(argv) == 0
     assert calls == [{"algo": "maskable_ppo", "env_id": "DLCluster-v0", "env_kwargs": {"cluster": "1x4"},
                       "timesteps": 64, "n_envs": 2, "seed": 3, "out_dir": tmp_path, "progress": True,
-                      "resume": False}]
+                      "resume": False, "vec_env": "subproc"}]
     assert "model.zip" in capsys.readouterr().out
+    assert main(argv + ["--vec-env", "dummy"]) == 0 and calls[-1]["vec_env"] == "dummy"
+    capsys.readouterr()
     assert main(["train", "--env-kwargs", "[1]", "--timesteps", "5", "--out", str(tmp_path)]) == 2
     assert "--env-kwargs" in capsys.readouterr().err
 
