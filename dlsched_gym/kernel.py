@@ -162,30 +162,28 @@ def _enqueue(iv, j, key, qnext, qprev, req, state):
     while p >= 0 and key[p] > key[j]:
         p = qprev[p]
     nx = qnext[p] if p >= 0 else iv[_HEAD]
-    qprev[j], qnext[j] = p, nx
-    if p >= 0:
-        qnext[p] = j
-    else:
-        iv[_HEAD] = j
-    if nx >= 0:
-        qprev[nx] = j
-    else:
-        iv[_TAIL] = j
+    _join(iv, qnext, qprev, p, j)
+    _join(iv, qnext, qprev, j, nx)
     iv[_QLEN] += 1
     iv[_QREQ] += req[j]
 
 
 @njit(cache=True)
+def _join(iv, qnext, qprev, a, b):
+    """Make ``b`` follow ``a`` in the queue list (-1: the list's head or tail)."""
+    if a >= 0:
+        qnext[a] = b
+    else:
+        iv[_HEAD] = b
+    if b >= 0:
+        qprev[b] = a
+    else:
+        iv[_TAIL] = a
+
+
+@njit(cache=True)
 def _unlink(iv, j, qnext, qprev, req):
-    p, nx = qprev[j], qnext[j]
-    if p >= 0:
-        qnext[p] = nx
-    else:
-        iv[_HEAD] = nx
-    if nx >= 0:
-        qprev[nx] = p
-    else:
-        iv[_TAIL] = p
+    _join(iv, qnext, qprev, qprev[j], qnext[j])
     iv[_QLEN] -= 1
     iv[_QREQ] -= req[j]
 
@@ -278,15 +276,7 @@ def _place(iv, j, req, node_free, gpu_of, gpu_off, gpu_load, node_first_gpu):
     if n > iv[_FREE]:
         return False
     if iv[_FIRST_FIT] == 1:
-        need = n
-        for v in range(nodes):
-            k = node_free[v] if node_free[v] < need else need
-            if k > 0:
-                pos = _take_node(v, k, pos, gpu_of, gpu_load, node_first_gpu)
-                need -= k
-                if need == 0:
-                    return True
-        return False
+        return _take_from_nodes(np.arange(nodes), n, pos, node_free, gpu_of, gpu_load, node_first_gpu)
     if n <= iv[_MAX_NODE]:  # best fit: the first node with the least non-negative slack
         best = -1
         for v in range(nodes):
@@ -297,6 +287,13 @@ def _place(iv, j, req, node_free, gpu_of, gpu_off, gpu_load, node_first_gpu):
         _take_node(best, n, pos, gpu_of, gpu_load, node_first_gpu)
         return True
     order = np.argsort(-node_free, kind="mergesort")  # most free first, stable
+    return _take_from_nodes(order, n, pos, node_free, gpu_of, gpu_load, node_first_gpu)
+
+
+@njit(cache=True)
+def _take_from_nodes(order, n, pos, node_free, gpu_of, gpu_load, node_first_gpu):
+    """Take free GPUs from the nodes in ``order`` until ``n`` are written to ``gpu_of[pos:]``;
+    False if too few."""
     need = n
     for v in order:
         k = node_free[v] if node_free[v] < need else need
