@@ -76,6 +76,7 @@ from __future__ import annotations
 
 import math
 import re
+import warnings
 from collections import OrderedDict
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from itertools import islice
@@ -622,10 +623,17 @@ class DLClusterEnv(gym.Env):
         self._builder.service = self._service
         if backend not in BACKENDS:
             raise ConfigError(f"backend must be one of {BACKENDS}, got {backend!r}")
-        self._kernel = None
+        self._kernel = kernel = None
         if backend != "python":
-            from dlsched_gym import kernel  # imports numba; compiles (or loads its cache) on first use
-
+            try:  # imports numba; compiles (or loads its cache) on first use
+                from dlsched_gym import kernel
+            except (ImportError, RuntimeError) as exc:  # no numba, or no writable cache location
+                if backend == "compiled":
+                    raise ConfigError(f"backend='compiled' is unavailable here: {exc}") from exc
+                warnings.warn(f"DLCluster: the compiled backend is unavailable ({exc}); using the "
+                              "slower Python backend", RuntimeWarning, stacklevel=3)
+                kernel = None
+        if kernel is not None:
             why = kernel.unsupported(preemption=self.preemption, perf=perf,
                                      placement=placement, predictor=predictor, spec=self.cluster_spec,
                                      workload_table=table)

@@ -211,3 +211,16 @@ def test_engine_read_mid_episode_is_current(philly_env_kwargs):
         seen.append(env.engine.now)
         assert env.engine.jobs_in_system == len(env.engine.queue) + len(env.engine.alloc)
     assert seen == sorted(seen) and seen[-1] > 0 and not math.isnan(seen[-1])
+
+
+def test_without_numba_auto_warns_and_compiled_fails(philly_env_kwargs, monkeypatch):
+    import sys
+
+    import dlsched_gym
+
+    monkeypatch.delattr(dlsched_gym, "kernel", raising=False)
+    monkeypatch.setitem(sys.modules, "dlsched_gym.kernel", None)  # the import now fails
+    with pytest.warns(RuntimeWarning, match="compiled backend is unavailable"):
+        assert DLClusterEnv(**philly_env_kwargs).backend == "python"
+    with pytest.raises(ConfigError, match="backend='compiled' is unavailable here"):
+        DLClusterEnv(**philly_env_kwargs, backend="compiled")
