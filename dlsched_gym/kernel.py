@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import heapq
 import math
+import sys
 from typing import NamedTuple
 
 import numpy as np
@@ -575,6 +576,19 @@ def _advance(iv, fv, submit, key, req, state, end_time, qnext, qprev, running, h
 
 
 # ----------------------------------------------------------------------------- Python side
+_noticed = False  # the compile notice was given (or not needed) in this process
+
+
+def cache_is_stale() -> bool:
+    """Whether numba's on-disk cache of the kernel is missing or out of date (numba's own index
+    check), so that the first env compiles it, which takes a while: say so. False where numba's
+    internals are not the ones this reads."""
+    try:
+        return not _episode._cache._cache_file._load_index()
+    except AttributeError:
+        return False
+
+
 class Status(NamedTuple):
     """What :meth:`CompiledEpisode.status` reports."""
 
@@ -602,6 +616,11 @@ class CompiledEpisode:
 
     def __init__(self, spec: ClusterSpec, placement: str, window: int, rank: list[float],
                  bucket_of: np.ndarray) -> None:
+        global _noticed
+        if not _noticed and not _episode.signatures and cache_is_stale():
+            print("dlsched-gym: compiling the environment's kernel (numba; first use only, about "
+                  "20 s)", file=sys.stderr, flush=True)
+        _noticed = True
         self.spec = spec
         self.K = int(window)
         iv = self.iv = np.zeros(_IREGS, dtype=np.int64)

@@ -224,3 +224,14 @@ def test_without_numba_auto_warns_and_compiled_fails(philly_env_kwargs, monkeypa
         assert DLClusterEnv(**philly_env_kwargs).backend == "python"
     with pytest.raises(ConfigError, match="backend='compiled' is unavailable here"):
         DLClusterEnv(**philly_env_kwargs, backend="compiled")
+
+
+def test_compile_notice_only_when_the_cache_is_stale(monkeypatch, tmp_path):
+    from dlsched_gym import kernel
+
+    DLClusterEnv(trace=from_records([{"submit_time": 0.0, "duration": 1.0, "num_gpus": 1}]),
+                 cluster="1x1", episode_jobs=1, load=1.0).reset(seed=0)  # compiled (and cached)
+    assert not kernel.cache_is_stale()
+    cache_file = kernel._episode._cache._cache_file
+    monkeypatch.setattr(cache_file, "_index_path", str(tmp_path / "missing.nbi"))
+    assert kernel.cache_is_stale()
