@@ -235,3 +235,12 @@ def test_compile_notice_only_when_the_cache_is_stale(monkeypatch, tmp_path):
     cache_file = kernel._episode._cache._cache_file
     monkeypatch.setattr(cache_file, "_index_path", str(tmp_path / "missing.nbi"))
     assert kernel.cache_is_stale()
+
+
+@pytest.mark.parametrize("env_id", ["DLCluster-Philly-v0", "DLCluster-Helios-v0",
+                                    "DLCluster-ElasticFlow-v0"])
+def test_compiled_backend_matches_on_the_pinned_benchmarks(env_id):
+    from dlsched_gym.env import ENVIRONMENTS
+
+    rng = np.random.default_rng(7)
+    play(dict(ENVIRONMENTS[env_id]), rng.integers(0, 40, size=400).tolist(), 7, check_every=101)
