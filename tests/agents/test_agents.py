@@ -62,8 +62,10 @@ def test_policy_scheduler_matches_env_rollout(env_kwargs, order):
 
 
 @pytest.mark.parametrize("name", ["fifo", "fifo-backfill", "sjf"])
-def test_scheduler_policy_reproduces_the_baseline(env_kwargs, name):
-    env = gym.make("DLCluster-v0", **env_kwargs)
+@pytest.mark.parametrize("backend", ["python", "compiled"])
+def test_scheduler_policy_reproduces_the_baseline(env_kwargs, name, backend):
+    # On the compiled backend the policy reads the engine through the kernel's write-back.
+    env = gym.make("DLCluster-v0", **env_kwargs, backend=backend)
     in_env = rollout(SchedulerPolicy(name, env), env, seed=0, start=300)
     plain = summarize(Engine(env.unwrapped.engine.workload, env.unwrapped.cluster_spec)
                       .run(baselines.make(name)))
