@@ -632,7 +632,6 @@ class DLClusterEnv(gym.Env):
                     raise ConfigError(f"backend='compiled' is unavailable here: {exc}") from exc
                 warnings.warn(f"DLCluster: the compiled backend is unavailable ({exc}); using the "
                               "slower Python backend", RuntimeWarning, stacklevel=3)
-                kernel = None
         if kernel is not None:
             why = kernel.unsupported(preemption=self.preemption, perf=perf,
                                      placement=placement, predictor=predictor, spec=self.cluster_spec,
@@ -757,16 +756,9 @@ class DLClusterEnv(gym.Env):
         return r == 1
 
     def _compiled_outcome(self, ended: bool):
-        """``step``'s return after a kernel transition (reward from the kernel's integrals)."""
+        """``step``'s return after a kernel transition."""
         st = self._status
-        jct_term, util_term = reward_terms(st.jobs_in_system_seconds - self._last_jis,
-                                           st.busy_gpu_seconds - self._last_busy,
-                                           self.cluster_spec.num_gpus, self.reward_scale,
-                                           self.util_weight)
-        self._last_jis, self._last_busy = st.jobs_in_system_seconds, st.busy_gpu_seconds
-        self._ended = ended
-        return (self._builder.observe(), jct_term + util_term, ended and not self._stalled,
-                ended and self._stalled, self._info(ended, jct_term, util_term))
+        return self._outcome(ended, st.jobs_in_system_seconds, st.busy_gpu_seconds)
 
     def _sync(self) -> None:
         """Bring the Python engine and builder up to the kernel's state."""
@@ -918,14 +910,20 @@ class DLClusterEnv(gym.Env):
             self._fill()
         else:
             ended = self._settle()
+        return self._outcome(ended, eng.jobs_in_system_seconds, eng.busy_gpu_seconds)
+
+    def _outcome(self, ended: bool, jobs_in_system_seconds: float, busy_gpu_seconds: float):
+        """``step``'s return, the reward from the engine's integrals (either backend's) since the
+        previous step."""
         self._ended = ended
-        jct_term, util_term = reward_terms(eng.jobs_in_system_seconds - self._last_jis,
-                                           eng.busy_gpu_seconds - self._last_busy, eng.spec.num_gpus,
-                                           self.reward_scale, self.util_weight)
-        self._last_jis = eng.jobs_in_system_seconds
-        self._last_busy = eng.busy_gpu_seconds
-        return (b.observe(), jct_term + util_term, ended and not self._stalled, ended and self._stalled,
-                self._info(ended, jct_term, util_term))
+        jct_term, util_term = reward_terms(jobs_in_system_seconds - self._last_jis,
+                                           busy_gpu_seconds - self._last_busy,
+                                           self.cluster_spec.num_gpus, self.reward_scale,
+                                           self.util_weight)
+        self._last_jis = jobs_in_system_seconds
+        self._last_busy = busy_gpu_seconds
+        return (self._builder.observe(), jct_term + util_term, ended and not self._stalled,
+                ended and self._stalled, self._info(ended, jct_term, util_term))
 
     def _why_invalid(self, a: int) -> str:
         """Why the mask forbids action ``a`` (for the error message)."""
