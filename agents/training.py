@@ -423,8 +423,7 @@ def train(algo: str = "maskable_ppo", env_id: str = "DLCluster-v0",
     action_mode = kwargs.get("action_mode", "discrete")
     policy, default_pk = _policy_for(algo, action_mode)
 
-    if vec_env not in VEC_ENVS:
-        raise ConfigError(f"vec_env must be one of {VEC_ENVS}, got {vec_env!r}")
+    vec = make_vec_env(env_id, train_kwargs, n_envs, seed, str(out / "monitor.csv"), vec_env)
     config = {"algo": algo, "env_id": env_id, "timesteps": timesteps, "n_envs": n_envs, "seed": seed,
               "vec_env": vec_env,
               "env_kwargs": {k: (v if isinstance(v, (int, float, str, list, tuple, dict, type(None)))
@@ -434,7 +433,6 @@ def train(algo: str = "maskable_ppo", env_id: str = "DLCluster-v0",
     tmp.write_text(json.dumps(config, indent=2))
     os.replace(tmp, out / "config.json")
 
-    vec = make_vec_env(env_id, train_kwargs, n_envs, seed, str(out / "monitor.csv"), vec_env)
     if normalize_reward:
         vec = VecNormalize(vec, norm_obs=False, norm_reward=True,
                            gamma=float(dict(algo_kwargs or {}).get("gamma", 0.99)))

@@ -41,17 +41,10 @@ def single_process(kwargs: dict, steps: int, seed: int = 0) -> tuple[float, floa
 def vectorized(kwargs: dict, steps: int, n_envs: int, seed: int = 0, in_process: bool = False) -> float:
     """Total steps/s of a SubprocVecEnv of ``n_envs`` workers (``in_process``: a DummyVecEnv,
     every env stepped in this process), both as ``make_vec_env`` wraps them."""
-    from stable_baselines3.common.vec_env import DummyVecEnv, VecMonitor
-
     from dlsched_gym.agents import make_vec_env
-    from dlsched_gym.agents.training import MaskFromInfo, _make_env
 
-    if in_process:
-        vec = VecMonitor(MaskFromInfo(DummyVecEnv([_make_env("DLCluster-v0", kwargs)
-                                                   for _ in range(n_envs)])))
-        vec.seed(seed)
-    else:
-        vec = make_vec_env("DLCluster-v0", kwargs, n_envs, seed)
+    vec = make_vec_env("DLCluster-v0", kwargs, n_envs, seed,
+                       vec_env="dummy" if in_process else "subproc")
     rng = np.random.default_rng(seed)
     vec.reset()
     rounds = max(steps // n_envs, 1)
